@@ -1,0 +1,102 @@
+// octopage::Optimizer: Adam/AdamW over parameter groups of caller-owned buffers, with
+// fp32 or 8-bit block-wise state, created lazily at a parameter's first step.
+// Framework-free: adapters (Python, LibTorch) copy their param_groups into it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "octopage/memory_report.h"
+#include "octopage/options.h"
+#include "octopage/tensor.h"
+
+namespace octopage {
+
+namespace engine {
+struct ParamState;
+}
+
+// A parameter and its gradient. The gradient has the parameter's element count, dtype
+// and device; grad.data == nullptr means "no gradient this step": step() skips it.
+struct Parameter {
+  TensorRef value;
+  TensorRef grad;
+};
+
+// A copy of one parameter's state. step == 0 means it has none yet.
+struct StateSnapshot {
+  std::int64_t step = 0;
+  StateFormat format = StateFormat::kFp32;
+  // kFp32: state1 is torch's exp_avg, state2 exp_avg_sq, state2_max max_exp_avg_sq
+  // (amsgrad only).
+  std::vector<float> state1, state2, state2_max;
+  // kQ8: codes into the signed (state1) and unsigned (state2) dynamic code, and one
+  // absmax per block of 256 values (bitsandbytes' state1/absmax1/state2/absmax2).
+  std::vector<std::uint8_t> state1_codes, state2_codes;
+  std::vector<float> absmax1, absmax2;
+};
+
+class ParamGroup {
+ public:
+  explicit ParamGroup(std::vector<Parameter> params, GroupOptions options);
+  ~ParamGroup();
+  ParamGroup(ParamGroup&&) noexcept;
+  ParamGroup& operator=(ParamGroup&&) noexcept;
+
+  // Editable between steps, like a torch param_groups entry. Checked by step().
+  GroupOptions options;
+
+  std::size_t size() const { return params_.size(); }
+  // A parameter's buffers may be replaced between steps (a new gradient each step is
+  // the usual case); its element count and dtype must stay those of its state.
+  Parameter& param(std::size_t i) { return params_.at(i); }
+  const Parameter& param(std::size_t i) const { return params_.at(i); }
+  void set_grad(std::size_t i, TensorRef grad) { params_.at(i).grad = grad; }
+
+ private:
+  friend class Optimizer;
+  std::vector<Parameter> params_;
+  std::vector<std::unique_ptr<engine::ParamState>> states_;
+};
+
+class Optimizer {
+ public:
+  // Groups added without options take `defaults`.
+  explicit Optimizer(Rule rule, GroupOptions defaults);
+  explicit Optimizer(Rule rule) : Optimizer(rule, default_options(rule)) {}
+  ~Optimizer();
+  Optimizer(Optimizer&&) noexcept;
+  Optimizer& operator=(Optimizer&&) noexcept;
+
+  Rule rule() const { return rule_; }
+  const GroupOptions& defaults() const { return defaults_; }
+
+  // Checks the group (dtypes, devices, sizes, options, no parameter in two groups) and
+  // adds it; throws Error and adds nothing when a check fails.
+  ParamGroup& add_param_group(std::vector<Parameter> params, GroupOptions options);
+  ParamGroup& add_param_group(std::vector<Parameter> params) {
+    return add_param_group(std::move(params), defaults_);
+  }
+  std::size_t num_param_groups() const { return groups_.size(); }
+  ParamGroup& param_group(std::size_t i) { return groups_.at(i); }
+  const ParamGroup& param_group(std::size_t i) const { return groups_.at(i); }
+
+  // Updates every parameter that has a gradient, on all threads (see threads.h).
+  // Every input is checked and all new state is allocated before anything is
+  // modified: when step() throws, parameters and state are as they were.
+  void step();
+
+  StateSnapshot state(std::size_t group, std::size_t index) const;
+  MemoryReport memory_report() const;
+
+ private:
+  Rule rule_;
+  GroupOptions defaults_;
+  std::deque<ParamGroup> groups_;  // a deque: add_param_group's references stay valid
+  std::uint64_t peak_bytes_ = 0;
+};
+
+}  // namespace octopage

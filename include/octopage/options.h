@@ -1,0 +1,59 @@
+// The knobs of an optimizer, with PyTorch's and bitsandbytes' names and defaults, so an
+// adapter is a field copy. Plain data: checking them is the Optimizer's job
+// (Optimizer::step validates every group before it changes anything).
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+namespace octopage {
+
+// The update rule. kAdam is torch.optim.Adam (weight decay as L2: g += wd*p);
+// kAdamW is torch.optim.AdamW (decoupled: p *= 1 - lr*wd).
+enum class Rule : std::uint8_t { kAdam, kAdamW };
+
+// Where optimizer state lives (see DESIGN.md, "Placement of state").
+// Only kDevice is built so far; the others are refused with a clear error.
+enum class Placement : std::uint8_t { kDevice, kPaged, kOffload, kCpuStep };
+
+// How a parameter's state is stored: fp32, or 8-bit block-wise (Note [Q8 block format]).
+enum class StateFormat : std::uint8_t { kFp32, kQ8 };
+
+constexpr const char* rule_name(Rule rule) {
+  return rule == Rule::kAdam ? "Adam" : "AdamW";
+}
+
+constexpr const char* placement_name(Placement placement) {
+  switch (placement) {
+    case Placement::kDevice: return "device";
+    case Placement::kPaged: return "paged";
+    case Placement::kOffload: return "offload";
+    case Placement::kCpuStep: return "cpu_step";
+  }
+  return "unknown placement";
+}
+
+// Options of one parameter group. The hyperparameters (lr, betas, eps, weight_decay)
+// may change between steps, so schedulers work; the state options (amsgrad, optim_bits,
+// min_8bit_size, placement) apply to parameters whose state is created afterwards.
+struct GroupOptions {
+  double lr = 1e-3;
+  std::array<double, 2> betas{0.9, 0.999};
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  bool amsgrad = false;
+  // 32: fp32 state. 8: 8-bit block-wise dynamic state (bitsandbytes' format) for
+  // parameters with at least min_8bit_size elements, fp32 state for smaller ones.
+  int optim_bits = 32;
+  std::int64_t min_8bit_size = 4096;
+  Placement placement = Placement::kDevice;
+};
+
+// torch.optim's defaults for a rule: AdamW decays by 1e-2, Adam not at all.
+constexpr GroupOptions default_options(Rule rule) {
+  GroupOptions options;
+  options.weight_decay = rule == Rule::kAdamW ? 1e-2 : 0.0;
+  return options;
+}
+
+}  // namespace octopage

@@ -1,0 +1,113 @@
+#include "src/engine/checks.h"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <ostream>
+
+#include "octopage/error.h"
+#include "src/engine/param_state.h"
+
+namespace octopage::engine {
+namespace {
+
+struct Where {
+  std::size_t group;
+  std::size_t index;
+  bool is_param;
+};
+
+std::ostream& operator<<(std::ostream& out, const Where& where) {
+  if (where.group == kDefaults) return out << "optimizer defaults: ";
+  out << "param group " << where.group;
+  if (where.is_param) out << ", parameter " << where.index;
+  return out << ": ";
+}
+
+void check_non_negative(double value, const char* name, const Where& where) {
+  OCTOPAGE_CHECK(std::isfinite(value) && value >= 0.0, where, "expected ", name,
+                 " to be finite and >= 0, got ", value);
+}
+
+void check_tensor(const TensorRef& t, const char* name, const Where& where) {
+  OCTOPAGE_CHECK(t.numel >= 0, where, "expected ", name, " element count >= 0, got ", t.numel);
+  OCTOPAGE_CHECK(t.data != nullptr || t.numel == 0, where, "expected a non-null ", name,
+                 " pointer for ", t.numel, " elements, got nullptr");
+  OCTOPAGE_CHECK(t.dtype == DType::kFloat32 || t.dtype == DType::kBFloat16 ||
+                     t.dtype == DType::kFloat16,
+                 where, "expected ", name, " dtype float32, bfloat16 or float16, got dtype #",
+                 static_cast<int>(t.dtype));
+  OCTOPAGE_CHECK(t.device == Device::kCPU, where, "expected ", name,
+                 " on the cpu: this build of octopage has no CUDA backend, got a ",
+                 device_name(t.device), " buffer");
+}
+
+}  // namespace
+
+void check_group_options(const GroupOptions& o, std::size_t group) {
+  const Where where{group, 0, false};
+  check_non_negative(o.lr, "lr", where);
+  check_non_negative(o.eps, "eps", where);
+  check_non_negative(o.weight_decay, "weight_decay", where);
+  for (int k = 0; k < 2; ++k) {
+    OCTOPAGE_CHECK(o.betas[k] >= 0.0 && o.betas[k] < 1.0, where, "expected 0 <= betas[", k,
+                   "] < 1, got ", o.betas[k]);
+  }
+  OCTOPAGE_CHECK(o.optim_bits == 32 || o.optim_bits == 8, where,
+                 "expected optim_bits 32 or 8, got ", o.optim_bits);
+  OCTOPAGE_CHECK(o.min_8bit_size >= 0, where, "expected min_8bit_size >= 0, got ",
+                 o.min_8bit_size);
+  OCTOPAGE_CHECK(!(o.amsgrad && o.optim_bits == 8), where,
+                 "amsgrad=True is not supported with 8-bit state (optim_bits=8): use "
+                 "optim_bits=32 or amsgrad=False");
+  OCTOPAGE_CHECK(o.placement == Placement::kDevice, where, "expected placement 'device', got '",
+                 placement_name(o.placement), "': this build supports only 'device'");
+}
+
+void check_parameter(const Parameter& p, std::size_t group, std::size_t index) {
+  const Where where{group, index, true};
+  check_tensor(p.value, "parameter", where);
+  if (p.grad.data == nullptr) return;  // no gradient: skipped by step()
+  check_tensor(p.grad, "gradient", where);
+  OCTOPAGE_CHECK(p.grad.numel == p.value.numel, where, "expected a gradient of ", p.value.numel,
+                 " elements (the parameter's), got ", p.grad.numel);
+  OCTOPAGE_CHECK(p.grad.dtype == p.value.dtype, where, "expected gradient dtype ",
+                 dtype_name(p.value.dtype), " (the parameter's), got ", dtype_name(p.grad.dtype));
+}
+
+void check_state_fits(const ParamState& state, const Parameter& p, const GroupOptions& options,
+                      std::size_t group, std::size_t index) {
+  const Where where{group, index, true};
+  OCTOPAGE_CHECK(p.value.numel == state.numel, where, "expected ", state.numel,
+                 " elements (the size its optimizer state was created for), got ", p.value.numel);
+  OCTOPAGE_CHECK(p.value.dtype == state.dtype, where, "expected dtype ", dtype_name(state.dtype),
+                 " (the dtype its optimizer state was created for), got ",
+                 dtype_name(p.value.dtype));
+  OCTOPAGE_CHECK(options.amsgrad == state.amsgrad, where, "expected amsgrad=",
+                 state.amsgrad ? "True" : "False",
+                 " (its optimizer state was created so), got amsgrad=",
+                 options.amsgrad ? "True" : "False");
+}
+
+ParamSpan span_of(const Parameter& p, std::size_t group, std::size_t index) {
+  const char* begin = static_cast<const char*>(p.value.data);
+  return {begin, begin + p.value.numel * static_cast<std::int64_t>(dtype_size(p.value.dtype)),
+          group, index};
+}
+
+void check_no_overlap(std::vector<ParamSpan> spans) {
+  std::erase_if(spans, [](const ParamSpan& s) { return s.begin == s.end; });
+  const std::less<const char*> before;
+  std::sort(spans.begin(), spans.end(),
+            [&](const ParamSpan& a, const ParamSpan& b) { return before(a.begin, b.begin); });
+  for (std::size_t i = 1; i < spans.size(); ++i) {
+    const ParamSpan& a = spans[i - 1];
+    const ParamSpan& b = spans[i];
+    OCTOPAGE_CHECK(!before(b.begin, a.end), "expected every parameter in its own memory, got "
+                   "parameter ", a.index, " of param group ", a.group, " and parameter ", b.index,
+                   " of param group ", b.group,
+                   " sharing memory (a parameter may appear only once)");
+  }
+}
+
+}  // namespace octopage::engine

@@ -1,0 +1,33 @@
+// The API edge's input checks: each throws octopage::Error with what was expected and
+// what was found, before anything is modified.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "octopage/optimizer.h"
+
+namespace octopage::engine {
+
+struct ParamState;
+
+// `group` is a param group's index, or kDefaults for an optimizer's defaults.
+inline constexpr std::size_t kDefaults = static_cast<std::size_t>(-1);
+void check_group_options(const GroupOptions& options, std::size_t group);
+void check_parameter(const Parameter& param, std::size_t group, std::size_t index);
+// An existing state must still fit its parameter and the group's options.
+void check_state_fits(const ParamState& state, const Parameter& param, const GroupOptions& options,
+                      std::size_t group, std::size_t index);
+
+// Where a parameter's buffer lies, for the no-overlap check.
+struct ParamSpan {
+  const char* begin;
+  const char* end;
+  std::size_t group;
+  std::size_t index;
+};
+ParamSpan span_of(const Parameter& param, std::size_t group, std::size_t index);
+// No two parameters may share memory (a parameter listed twice is the usual case).
+void check_no_overlap(std::vector<ParamSpan> spans);
+
+}  // namespace octopage::engine

@@ -1,0 +1,214 @@
+// The fused CPU kernels, compiled once per Highway target. One pass per chunk: load
+// parameter and gradient, decode state, apply the rule (src/rules), encode state with
+// each block's new absmax, store. Full vectors first, then single lanes for the tail,
+// through the same code, so every element of every size gets the same bits.
+#include "src/kernels/cpu/cpu_kernels.h"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "src/kernels/cpu/cpu_kernels.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "src/kernels/adam_table.h"
+#include "src/kernels/cpu/hwy_ops-inl.h"
+#include "src/kernels/cpu/q8-inl.h"
+#include "src/quant/formats.h"
+#include "src/rules/adam.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace octopage::kernels::cpu::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using quant::kQ8BlockSize;
+
+#include "src/rules/adam_rule.inc"  // this target's copy of the rule
+
+template <class Rule, DType kDType, class D>
+HWY_INLINE void Fp32Lanes(D d, const rules::AdamScalars& scalars, const Chunk& c,
+                          std::size_t i) {
+  const HwyOps<D> ops{d};
+  auto p = LoadF32<kDType>(d, c.param, i);
+  hn::Vec<D> state[Rule::kNumStates];
+  for (int k = 0; k < Rule::kNumStates; ++k) {
+    state[k] = hn::LoadU(d, static_cast<const float*>(c.state[k]) + i);
+  }
+  Rule::update(ops, scalars, LoadF32<kDType>(d, c.grad, i), p, state);
+  StoreF32<kDType>(d, p, c.param, i);
+  for (int k = 0; k < Rule::kNumStates; ++k) {
+    hn::StoreU(state[k], d, static_cast<float*>(c.state[k]) + i);
+  }
+}
+
+// Updates the lanes at chunk element i (block offset j): decoded state in, updated fp32
+// state out to `updated`, and the running max |state| of the block in `block_max`.
+template <class Rule, DType kDType, class D>
+HWY_INLINE void Q8Lanes(D d, const rules::AdamScalars& scalars, const Chunk& c,
+                        const Q8Codebook* books, const float* absmax, std::size_t i,
+                        std::size_t j, float (*updated)[kQ8BlockSize], hn::Vec<D>* block_max) {
+  const HwyOps<D> ops{d};
+  auto p = LoadF32<kDType>(d, c.param, i);
+  hn::Vec<D> state[Rule::kNumStates];
+  for (int k = 0; k < Rule::kNumStates; ++k) {
+    state[k] = DecodeQ8(d, books[k], static_cast<const std::uint8_t*>(c.state[k]) + i,
+                        hn::Set(d, absmax[k]));
+  }
+  Rule::update(ops, scalars, LoadF32<kDType>(d, c.grad, i), p, state);
+  StoreF32<kDType>(d, p, c.param, i);
+  for (int k = 0; k < Rule::kNumStates; ++k) {
+    hn::StoreU(state[k], d, updated[k] + j);
+    block_max[k] = hn::Max(block_max[k], hn::Abs(state[k]));
+  }
+}
+
+// One block of an 8-bit chunk: update every element, then encode with the block's new
+// absmax (Note [Block absmax]).
+template <class Rule, DType kDType>
+HWY_INLINE void Q8Block(const rules::AdamScalars& scalars, const Chunk& c,
+                        const Q8Codebook* books, std::int64_t begin, std::size_t len) {
+  constexpr int K = Rule::kNumStates;
+  const std::int64_t block = begin / kQ8BlockSize;
+  HWY_ALIGN float updated[K][kQ8BlockSize];
+  float absmax[K];
+  for (int k = 0; k < K; ++k) absmax[k] = c.absmax[k][block];
+
+  const hn::ScalableTag<float> d;
+  const std::size_t N = hn::Lanes(d);
+  hn::Vec<decltype(d)> block_max[K];
+  for (int k = 0; k < K; ++k) block_max[k] = hn::Zero(d);
+  std::size_t j = 0;
+  for (; j + N <= len; j += N) {
+    Q8Lanes<Rule, kDType>(d, scalars, c, books, absmax, begin + j, j, updated, block_max);
+  }
+  float new_absmax[K];
+  for (int k = 0; k < K; ++k) new_absmax[k] = hn::GetLane(hn::MaxOfLanes(d, block_max[k]));
+  if (j < len) {
+    const hn::CappedTag<float, 1> d1;
+    hn::Vec<decltype(d1)> tail_max[K];
+    for (int k = 0; k < K; ++k) tail_max[k] = hn::Zero(d1);
+    for (; j < len; ++j) {
+      Q8Lanes<Rule, kDType>(d1, scalars, c, books, absmax, begin + j, j, updated, tail_max);
+    }
+    for (int k = 0; k < K; ++k) new_absmax[k] = std::max(new_absmax[k], hn::GetLane(tail_max[k]));
+  }
+
+  for (int k = 0; k < K; ++k) {
+    auto* codes = static_cast<std::uint8_t*>(c.state[k]) + begin;
+    if (Rule::kStateSigned[k]) {
+      EncodeBlockQ8<true>(books[k], updated[k], len, new_absmax[k], codes);
+    } else {
+      EncodeBlockQ8<false>(books[k], updated[k], len, new_absmax[k], codes);
+    }
+    c.absmax[k][block] = new_absmax[k];
+  }
+}
+
+struct SimdAdam {
+  template <bool kDecoupled, bool kAmsgrad>
+  using AdamRule = Adam<kDecoupled, kAmsgrad>;
+
+  template <class Rule, DType kDType>
+  static void fp32(const Chunk& c, const rules::AdamScalars& scalars) {
+    const hn::ScalableTag<float> d;
+    const hn::CappedTag<float, 1> d1;
+    const std::size_t n = static_cast<std::size_t>(c.n);
+    const std::size_t N = hn::Lanes(d);
+    std::size_t i = 0;
+    for (; i + N <= n; i += N) Fp32Lanes<Rule, kDType>(d, scalars, c, i);
+    for (; i < n; ++i) Fp32Lanes<Rule, kDType>(d1, scalars, c, i);
+  }
+
+  template <class Rule, DType kDType>
+  static void q8(const Chunk& c, const rules::AdamScalars& scalars) {
+    Q8Codebook books[Rule::kNumStates];
+    for (int k = 0; k < Rule::kNumStates; ++k) books[k] = Q8Codebook::of(Rule::kStateSigned[k]);
+    for (std::int64_t begin = 0; begin < c.n; begin += kQ8BlockSize) {
+      const auto len = static_cast<std::size_t>(std::min(kQ8BlockSize, c.n - begin));
+      Q8Block<Rule, kDType>(scalars, c, books, begin, len);
+    }
+  }
+};
+
+template <class D>
+HWY_INLINE float MaxAbs(D d, const float* values, std::size_t n) {
+  const hn::CappedTag<float, 1> d1;
+  const std::size_t N = hn::Lanes(d);
+  auto m = hn::Zero(d);
+  auto tail = hn::Zero(d1);
+  std::size_t i = 0;
+  for (; i + N <= n; i += N) m = hn::Max(m, hn::Abs(hn::LoadU(d, values + i)));
+  for (; i < n; ++i) tail = hn::Max(tail, hn::Abs(hn::LoadU(d1, values + i)));
+  return std::max(hn::GetLane(hn::MaxOfLanes(d, m)), hn::GetLane(tail));
+}
+
+void Q8Quantize(bool is_signed, const float* values, std::int64_t n, std::uint8_t* codes,
+                float* absmax) {
+  const hn::ScalableTag<float> d;
+  const Q8Codebook book = Q8Codebook::of(is_signed);
+  for (std::int64_t begin = 0; begin < n; begin += kQ8BlockSize) {
+    const auto len = static_cast<std::size_t>(std::min(kQ8BlockSize, n - begin));
+    const float block_max = MaxAbs(d, values + begin, len);
+    if (is_signed) {
+      EncodeBlockQ8<true>(book, values + begin, len, block_max, codes + begin);
+    } else {
+      EncodeBlockQ8<false>(book, values + begin, len, block_max, codes + begin);
+    }
+    absmax[begin / kQ8BlockSize] = block_max;
+  }
+}
+
+template <class D>
+HWY_INLINE void DecodeAndStore(D d, const Q8Codebook& book, const std::uint8_t* codes,
+                               float absmax, float* values) {
+  hn::StoreU(DecodeQ8(d, book, codes, hn::Set(d, absmax)), d, values);
+}
+
+void Q8Dequantize(bool is_signed, const std::uint8_t* codes, const float* absmax,
+                  std::int64_t n, float* values) {
+  const hn::ScalableTag<float> d;
+  const hn::CappedTag<float, 1> d1;
+  const Q8Codebook book = Q8Codebook::of(is_signed);
+  const auto N = static_cast<std::int64_t>(hn::Lanes(d));
+  std::int64_t i = 0;
+  // Blocks are multiples of N, so a vector never straddles two absmax values.
+  for (; i + N <= n; i += N) DecodeAndStore(d, book, codes + i, absmax[i / kQ8BlockSize], values + i);
+  for (; i < n; ++i) DecodeAndStore(d1, book, codes + i, absmax[i / kQ8BlockSize], values + i);
+}
+
+const CpuKernels* GetCpuKernels() {
+  static const CpuKernels kernels = [] {
+    CpuKernels k;
+    k.target_name = hwy::TargetName(HWY_TARGET);
+    k.adam = make_adam_kernel_table<SimdAdam>();
+    k.q8_quantize = &Q8Quantize;
+    k.q8_dequantize = &Q8Dequantize;
+    return k;
+  }();
+  return &kernels;
+}
+
+}  // namespace octopage::kernels::cpu::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace octopage::kernels::cpu {
+
+HWY_EXPORT(GetCpuKernels);
+
+const CpuKernels& cpu_kernels() { return *HWY_DYNAMIC_DISPATCH(GetCpuKernels)(); }
+
+std::vector<std::int64_t> cpu_targets() {
+  std::vector<std::int64_t> targets = hwy::SupportedAndGeneratedTargets();
+  std::sort(targets.begin(), targets.end());  // a lower bit is a better target
+  return targets;
+}
+
+std::string cpu_target_name(std::int64_t target) { return hwy::TargetName(target); }
+
+ScopedCpuTarget::ScopedCpuTarget(std::int64_t target) { hwy::SetSupportedTargetsForTest(target); }
+ScopedCpuTarget::~ScopedCpuTarget() { hwy::SetSupportedTargetsForTest(0); }
+
+}  // namespace octopage::kernels::cpu
+#endif  // HWY_ONCE

@@ -1,0 +1,12 @@
+// Scalar reference Adam kernels: the rule on one float at a time, reference conversions
+// and the reference 8-bit quantizer. They define the bits every fast kernel must
+// produce; tests compare each SIMD target against them. Slow on purpose.
+#pragma once
+
+#include "src/kernels/chunk.h"
+
+namespace octopage::kernels {
+
+const AdamKernelTable& adam_reference_kernels();
+
+}  // namespace octopage::kernels

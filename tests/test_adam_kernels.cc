@@ -1,0 +1,365 @@
+// Every Adam kernel on every compiled SIMD target against the scalar reference kernels,
+// bitwise (parameters, fp32 state, 8-bit codes and absmax), at odd sizes and unaligned
+// starts; the reference kernels against the fp64 oracle within stated budgets; and the
+// non-finite gradient policy.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "src/kernels/cpu/cpu_kernels.h"
+#include "src/kernels/reference/adam_reference.h"
+#include "src/quant/dynamic_code.h"
+#include "src/quant/formats.h"
+#include "src/quant/q8_reference.h"
+#include "src/rules/adam.h"
+#include "src/rules/adam_oracle.h"
+#include "tests/test_util.h"
+
+namespace octopage {
+namespace {
+
+using kernels::AdamKernel;
+using kernels::AdamVariant;
+using kernels::Chunk;
+using testing::HostTensor;
+
+struct KernelCase {
+  bool decoupled;
+  bool amsgrad;
+  StateFormat format;
+  DType dtype;
+
+  AdamVariant variant() const { return kernels::adam_variant(decoupled, amsgrad); }
+  int num_states() const { return amsgrad ? 3 : 2; }
+  std::string name() const {
+    return std::string(decoupled ? "adamw" : "adam") + (amsgrad ? "_amsgrad" : "") +
+           (format == StateFormat::kQ8 ? "_q8_" : "_fp32_") + dtype_name(dtype);
+  }
+};
+
+std::vector<KernelCase> all_cases() {
+  std::vector<KernelCase> cases;
+  for (bool decoupled : {false, true}) {
+    for (bool amsgrad : {false, true}) {
+      for (StateFormat format : {StateFormat::kFp32, StateFormat::kQ8}) {
+        if (amsgrad && format == StateFormat::kQ8) continue;
+        for (DType dtype : testing::kAllDTypes) cases.push_back({decoupled, amsgrad, format, dtype});
+      }
+    }
+  }
+  return cases;
+}
+
+rules::AdamHyper test_hyper() { return {1e-2, 0.9, 0.999, 1e-8, 0.1}; }
+
+// Gradients with the values kernels must get right: NaN, infinities, a finite value
+// whose square overflows, signed zeros, and a block of zeros.
+std::vector<float> test_gradients(std::int64_t n, std::uint64_t seed) {
+  std::vector<float> g = testing::normal_values(static_cast<std::size_t>(n), seed, 0.01f);
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (i % 97 == 3) g[i] = std::numeric_limits<float>::quiet_NaN();
+    if (i % 101 == 5) g[i] = std::numeric_limits<float>::infinity();
+    if (i % 103 == 7) g[i] = -std::numeric_limits<float>::infinity();
+    if (i % 107 == 11) g[i] = 3e19f;  // g*g overflows fp32
+    if (i % 109 == 13) g[i] = -0.0f;
+    if (i >= 512 && i < 768) g[i] = 0.0f;  // a whole block without gradient signal
+  }
+  return g;
+}
+
+// One kernel's inputs, in buffers with unaligned starts, stepped in place.
+class KernelRun {
+ public:
+  KernelRun(const KernelCase& c, std::int64_t n, std::int64_t offset, std::uint64_t seed)
+      : case_(c), n_(n),
+        param_(c.dtype, testing::normal_values(static_cast<std::size_t>(n), seed), offset),
+        grad_(c.dtype, test_gradients(n, seed + 1), offset) {
+    std::mt19937_64 rng(seed + 2);
+    const auto blocks = static_cast<std::size_t>(quant::q8_num_blocks(n));
+    for (int k = 0; k < c.num_states(); ++k) {
+      if (c.format == StateFormat::kFp32) {
+        std::vector<float> s = testing::normal_values(static_cast<std::size_t>(n), seed + 3 + k, 0.01f);
+        if (k >= 1) {
+          for (float& x : s) x = x * x;  // second moments are squares
+        }
+        state_.emplace_back(DType::kFloat32, s, offset);
+      } else {
+        HostTensor codes(DType::kFloat32, (n + 3) / 4 + 1, offset);  // n bytes
+        auto* bytes = static_cast<std::uint8_t*>(codes.data());
+        std::uniform_int_distribution<int> code(0, 255);
+        for (std::int64_t i = 0; i < n; ++i) bytes[i] = static_cast<std::uint8_t>(code(rng));
+        codes_.push_back(std::move(codes));
+        std::vector<float> absmax = testing::uniform_values(blocks, seed + 5 + k, 0.0f, k == 0 ? 0.02f : 1e-4f);
+        if (blocks > 1) absmax[1] = 0.0f;  // a block whose state is all zero...
+        absmax_.emplace_back(DType::kFloat32, absmax, offset);
+        const std::uint8_t zero = k == 0 ? quant::signed_code().zero_index : 0;
+        for (std::int64_t i = 256; i < std::min<std::int64_t>(n, 512); ++i) bytes[i] = zero;  // ...encoded so
+      }
+    }
+    if (c.amsgrad) {  // v_max >= v
+      for (std::int64_t i = 0; i < n; ++i) state_[2].set(i, state_[1].get(i) * 1.5f);
+    }
+  }
+
+  Chunk chunk() {
+    Chunk ch;
+    ch.param = param_.data();
+    ch.grad = grad_.data();
+    ch.n = n_;
+    for (int k = 0; k < case_.num_states(); ++k) {
+      if (case_.format == StateFormat::kFp32) {
+        ch.state[k] = state_[k].data();
+      } else {
+        ch.state[k] = codes_[k].data();
+        ch.absmax[k] = static_cast<float*>(absmax_[k].data());
+      }
+    }
+    return ch;
+  }
+
+  void run(AdamKernel kernel, int steps) {
+    for (int t = 1; t <= steps; ++t) kernel(chunk(), rules::make_adam_scalars(test_hyper(), case_.decoupled, t));
+  }
+
+  // Every byte the kernel may write: parameter, then each state buffer.
+  std::vector<std::vector<std::uint8_t>> outputs() const {
+    std::vector<std::vector<std::uint8_t>> out{param_.bytes()};
+    for (const HostTensor& s : state_) out.push_back(s.bytes());
+    for (const HostTensor& c : codes_) {
+      const auto* p = static_cast<const std::uint8_t*>(c.data());
+      out.emplace_back(p, p + n_);
+    }
+    for (const HostTensor& a : absmax_) out.push_back(a.bytes());
+    return out;
+  }
+
+  HostTensor& param() { return param_; }
+  HostTensor& grad() { return grad_; }
+  HostTensor& state(int k) { return state_[k]; }
+  const std::uint8_t* codes(int k) const { return static_cast<const std::uint8_t*>(codes_[k].data()); }
+  const float* absmax(int k) const { return static_cast<const float*>(absmax_[k].data()); }
+
+ private:
+  KernelCase case_;
+  std::int64_t n_;
+  HostTensor param_;
+  HostTensor grad_;
+  std::vector<HostTensor> state_;   // fp32 state
+  std::vector<HostTensor> codes_;   // 8-bit codes (stored in a float tensor's bytes)
+  std::vector<HostTensor> absmax_;  // 8-bit absmax
+};
+
+const char* kBufferNames[] = {"param", "state 0", "state 1", "state 2", "absmax 0", "absmax 1"};
+
+void expect_same_bytes(const std::vector<std::vector<std::uint8_t>>& expected,
+                       const std::vector<std::vector<std::uint8_t>>& actual) {
+  ASSERT_EQ(expected.size(), actual.size());
+  for (std::size_t b = 0; b < expected.size(); ++b) {
+    const auto mismatch = std::mismatch(expected[b].begin(), expected[b].end(), actual[b].begin());
+    EXPECT_TRUE(mismatch.first == expected[b].end())
+        << "buffer " << b << " (" << kBufferNames[std::min<std::size_t>(b, 5)]
+        << ") differs first at byte " << (mismatch.first - expected[b].begin()) << " of "
+        << expected[b].size();
+  }
+}
+
+// The sizes the issue names: empty, one, a block -1/0/+1, 4099 and 1M+17.
+const std::int64_t kSizes[] = {0, 1, 255, 256, 257, 4099, (1 << 20) + 17};
+
+TEST(AdamKernels, EveryTargetMatchesTheReferenceBitwise) {
+  const std::vector<std::int64_t> targets = kernels::cpu::cpu_targets();
+  ASSERT_FALSE(targets.empty());
+  for (const KernelCase& c : all_cases()) {
+    for (std::int64_t n : kSizes) {
+      for (std::int64_t offset : {0, 1}) {
+        SCOPED_TRACE(c.name() + " n=" + std::to_string(n) + " offset=" + std::to_string(offset));
+        KernelRun expected(c, n, offset, 1234 + static_cast<std::uint64_t>(n));
+        expected.run(kernels::adam_reference_kernels().get(c.variant(), c.format, c.dtype), 3);
+        for (std::int64_t target : targets) {
+          SCOPED_TRACE("target " + kernels::cpu::cpu_target_name(target));
+          kernels::cpu::ScopedCpuTarget force(target);
+          const AdamKernel kernel = kernels::cpu::cpu_kernels().adam.get(c.variant(), c.format, c.dtype);
+          ASSERT_NE(kernel, nullptr);
+          KernelRun actual(c, n, offset, 1234 + static_cast<std::uint64_t>(n));
+          actual.run(kernel, 3);
+          expect_same_bytes(expected.outputs(), actual.outputs());
+        }
+      }
+    }
+  }
+}
+
+TEST(AdamKernels, EightBitAmsgradDoesNotExist) {
+  for (bool decoupled : {false, true}) {
+    for (DType dtype : testing::kAllDTypes) {
+      const auto variant = kernels::adam_variant(decoupled, true);
+      EXPECT_EQ(kernels::cpu::cpu_kernels().adam.get(variant, StateFormat::kQ8, dtype), nullptr);
+      EXPECT_EQ(kernels::adam_reference_kernels().get(variant, StateFormat::kQ8, dtype), nullptr);
+    }
+  }
+}
+
+// --- The reference kernels against the fp64 oracle ---------------------------------
+
+// One fp32 rounding of each of the rule's few operations, with margin: the fp32 rule
+// result is within kRuleUlps units of 2^-24 times the size of the terms it adds up.
+constexpr double kRuleUlps = 16.0;
+constexpr double kEps32 = 1.0 / 16777216.0;  // 2^-24
+
+// How far a stored parameter may be from the oracle: the rule's fp32 error, plus half a
+// unit in the last place of the dtype the parameter is stored in (one rounding).
+double param_tolerance(DType dtype, double p_old, double p_new) {
+  const double rule = kRuleUlps * kEps32 * (std::fabs(p_old) + std::fabs(p_new - p_old));
+  const double half_unit = dtype == DType::kFloat32 ? 0.0
+                           : std::ldexp(std::fabs(p_new), dtype == DType::kBFloat16 ? -8 : -11);
+  return rule + half_unit + 1e-30;
+}
+
+rules::AdamOracleConfig oracle_config(const KernelCase& c) {
+  const rules::AdamHyper h = test_hyper();
+  rules::AdamOracleConfig config;
+  config.lr = h.lr;
+  config.beta1 = h.beta1;
+  config.beta2 = h.beta2;
+  config.eps = h.eps;
+  config.weight_decay = h.weight_decay;
+  config.decoupled = c.decoupled;
+  config.amsgrad = c.amsgrad;
+  return config;
+}
+
+TEST(AdamKernels, ReferenceFollowsTheOracle) {
+  constexpr std::int64_t n = 4099;
+  constexpr std::int64_t kStep = 7;  // a step past the first, so bias corrections matter
+  for (const KernelCase& c : all_cases()) {
+    SCOPED_TRACE(c.name());
+    KernelRun run(c, n, 1, 99);
+    const rules::AdamOracleConfig config = oracle_config(c);
+
+    // The oracle starts from the kernel's inputs as the kernel reads them.
+    std::vector<rules::AdamOracleElement> oracle(n);
+    for (std::int64_t i = 0; i < n; ++i) {
+      auto& e = oracle[i];
+      e.p = run.param().get(i);
+      if (c.format == StateFormat::kFp32) {
+        e.m = run.state(0).get(i);
+        e.v = run.state(1).get(i);
+        if (c.amsgrad) e.v_max = run.state(2).get(i);
+      } else {
+        const std::int64_t block = i / quant::kQ8BlockSize;
+        e.m = quant::decode_reference(quant::signed_code(), run.codes(0)[i], run.absmax(0)[block]);
+        e.v = quant::decode_reference(quant::unsigned_code(), run.codes(1)[i], run.absmax(1)[block]);
+      }
+    }
+    const std::vector<float> p_old = run.param().values();
+    const std::vector<float> g = run.grad().values();
+    const std::vector<rules::AdamOracleElement> start = oracle;
+    for (std::int64_t i = 0; i < n; ++i) rules::adam_oracle_step(config, kStep, g[i], oracle[i]);
+
+    kernels::adam_reference_kernels().get(c.variant(), c.format, c.dtype)(
+        run.chunk(), rules::make_adam_scalars(test_hyper(), c.decoupled, kStep));
+
+    int code_mismatches = 0;
+    for (std::int64_t i = 0; i < n; ++i) {
+      const auto& e = oracle[i];
+      const double p = run.param().get(i);
+      ASSERT_LE(std::fabs(p - e.p), param_tolerance(c.dtype, p_old[i], e.p))
+          << "element " << i << ": parameter " << p << ", oracle " << e.p;
+      if (c.format == StateFormat::kFp32) {
+        const double g_abs = std::isfinite(g[i]) ? std::fabs(g[i]) : 0.0;  // skipped if not
+        const double g_eff = g_abs + (c.decoupled ? 0.0 : config.weight_decay * std::fabs(p_old[i]));
+        const double m_scale = config.beta1 * std::fabs(start[i].m) + (1 - config.beta1) * g_eff;
+        ASSERT_LE(std::fabs(run.state(0).get(i) - e.m), kRuleUlps * kEps32 * m_scale + 1e-30)
+            << "element " << i;
+        ASSERT_LE(std::fabs(run.state(1).get(i) - e.v), kRuleUlps * kEps32 * std::fabs(e.v) * 2 + 1e-30)
+            << "element " << i;
+      } else if (i % quant::kQ8BlockSize == 0) {
+        // Code space: the kernel's codes against the reference encoder applied to the
+        // oracle's state, block by block.
+        const std::int64_t len = std::min(quant::kQ8BlockSize, n - i);
+        for (int k = 0; k < 2; ++k) {
+          const quant::DynamicCode& code = k == 0 ? quant::signed_code() : quant::unsigned_code();
+          std::vector<float> values(len);
+          for (std::int64_t j = 0; j < len; ++j) {
+            values[j] = static_cast<float>(k == 0 ? oracle[i + j].m : oracle[i + j].v);
+          }
+          std::vector<std::uint8_t> codes(len);
+          float absmax = 0.0f;
+          quant::quantize_block_reference(code, values.data(), len, codes.data(), &absmax);
+          const float kernel_absmax = run.absmax(k)[i / quant::kQ8BlockSize];
+          ASSERT_NEAR(kernel_absmax, absmax, kRuleUlps * kEps32 * absmax + 1e-30) << "block at " << i;
+          for (std::int64_t j = 0; j < len; ++j) {
+            const int diff = std::abs(static_cast<int>(run.codes(k)[i + j]) - codes[j]);
+            ASSERT_LE(diff, 1) << "state " << k << " element " << i + j;
+            code_mismatches += diff;
+          }
+        }
+      }
+    }
+    // Off by one code only where fp32 and fp64 straddle a midpoint: rare.
+    EXPECT_LE(code_mismatches, n / 500) << "codes off by one";
+  }
+}
+
+TEST(AdamKernels, NonFiniteGradientSkipsOnlyItsElement) {
+  constexpr std::int64_t n = 4099;
+  for (const KernelCase& c : all_cases()) {
+    SCOPED_TRACE(c.name());
+    KernelRun run(c, n, 0, 7);
+    const std::vector<std::uint8_t> param_before = run.param().bytes();
+    std::vector<std::vector<float>> state_before;
+    for (int k = 0; c.format == StateFormat::kFp32 && k < c.num_states(); ++k) {
+      state_before.push_back(run.state(k).values());
+    }
+    std::vector<float> decoded_before[2];
+    if (c.format == StateFormat::kQ8) {
+      for (int k = 0; k < 2; ++k) {
+        decoded_before[k].resize(n);
+        quant::dequantize_reference(k == 0 ? quant::signed_code() : quant::unsigned_code(),
+                                    run.codes(k), run.absmax(k), n, decoded_before[k].data());
+      }
+    }
+    const std::vector<float> g = run.grad().values();
+    run.run(kernels::cpu::cpu_kernels().adam.get(c.variant(), c.format, c.dtype), 1);
+
+    const std::size_t element = dtype_size(c.dtype);
+    const std::vector<std::uint8_t> param_after = run.param().bytes();
+    int skipped = 0;
+    for (std::int64_t i = 0; i < n; ++i) {
+      const bool finite_square = std::isfinite(g[i] * g[i]);
+      const bool same = std::equal(param_before.begin() + i * element, param_before.begin() + (i + 1) * element,
+                                   param_after.begin() + i * element);
+      if (!finite_square) {
+        ++skipped;
+        ASSERT_TRUE(same) << "element " << i << " with gradient " << g[i] << " was updated";
+        for (std::size_t k = 0; k < state_before.size(); ++k) {
+          ASSERT_EQ(run.state(static_cast<int>(k)).get(i), state_before[k][i]) << "element " << i;
+        }
+        if (c.format == StateFormat::kQ8) {
+          // Re-encoded with the block's new absmax: within half a code step of before.
+          for (int k = 0; k < 2; ++k) {
+            const float absmax = run.absmax(k)[i / quant::kQ8BlockSize];
+            const float after = quant::decode_reference(k == 0 ? quant::signed_code() : quant::unsigned_code(),
+                                                        run.codes(k)[i], absmax);
+            ASSERT_LE(std::fabs(after - decoded_before[k][i]), 0.0071f * absmax) << "element " << i;
+          }
+        }
+      } else {
+        ASSERT_TRUE(std::isfinite(run.param().get(i))) << "element " << i;
+      }
+    }
+    EXPECT_GT(skipped, 100);
+    for (std::int64_t b = 0; c.format == StateFormat::kQ8 && b < quant::q8_num_blocks(n); ++b) {
+      ASSERT_TRUE(std::isfinite(run.absmax(0)[b]) && std::isfinite(run.absmax(1)[b])) << "block " << b;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace octopage

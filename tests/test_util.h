@@ -1,0 +1,110 @@
+// Helpers shared by the tests: deterministic random values, parameter buffers of any
+// dtype with an unaligned start, and the fp32 unit in the last place.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "octopage/tensor.h"
+#include "src/quant/float_convert.h"
+
+namespace octopage::testing {
+
+inline std::vector<float> normal_values(std::size_t n, std::uint64_t seed, float scale = 1.0f) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.0f, scale);
+  std::vector<float> values(n);
+  for (float& v : values) v = normal(rng);
+  return values;
+}
+
+inline std::vector<float> uniform_values(std::size_t n, std::uint64_t seed, float lo, float hi) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> uniform(lo, hi);
+  std::vector<float> values(n);
+  for (float& v : values) v = uniform(rng);
+  return values;
+}
+
+// The value as stored in dtype (round to nearest even), back as fp32.
+inline float round_to(DType dtype, float value) {
+  switch (dtype) {
+    case DType::kFloat32: return value;
+    case DType::kBFloat16: return quant::float_from_bf16(quant::bf16_from_float(value));
+    case DType::kFloat16: return quant::float_from_fp16(quant::fp16_from_float(value));
+  }
+  return value;
+}
+
+// A dense buffer of `numel` elements of `dtype` that starts `offset` elements past a
+// 64-byte boundary, so kernels see unaligned starts.
+class HostTensor {
+ public:
+  HostTensor(DType dtype, std::int64_t numel, std::int64_t offset = 0)
+      : dtype_(dtype), numel_(numel), offset_(offset),
+        storage_((static_cast<std::size_t>(numel + offset) * dtype_size(dtype)) + 128) {}
+
+  HostTensor(DType dtype, const std::vector<float>& values, std::int64_t offset = 0)
+      : HostTensor(dtype, static_cast<std::int64_t>(values.size()), offset) {
+    set(values);
+  }
+
+  void* data() {
+    auto base = reinterpret_cast<std::uintptr_t>(storage_.data());
+    base = (base + 63) / 64 * 64;
+    return reinterpret_cast<char*>(base) + offset_ * static_cast<std::int64_t>(dtype_size(dtype_));
+  }
+  const void* data() const { return const_cast<HostTensor*>(this)->data(); }
+  std::int64_t numel() const { return numel_; }
+  DType dtype() const { return dtype_; }
+  TensorRef ref() { return TensorRef{data(), numel_, dtype_, Device::kCPU}; }
+
+  void set(const std::vector<float>& values) {
+    for (std::int64_t i = 0; i < numel_; ++i) set(i, values[static_cast<std::size_t>(i)]);
+  }
+  void set(std::int64_t i, float value) {
+    switch (dtype_) {
+      case DType::kFloat32: static_cast<float*>(data())[i] = value; break;
+      case DType::kBFloat16: static_cast<std::uint16_t*>(data())[i] = quant::bf16_from_float(value); break;
+      case DType::kFloat16: static_cast<std::uint16_t*>(data())[i] = quant::fp16_from_float(value); break;
+    }
+  }
+  float get(std::int64_t i) const {
+    switch (dtype_) {
+      case DType::kFloat32: return static_cast<const float*>(data())[i];
+      case DType::kBFloat16: return quant::float_from_bf16(static_cast<const std::uint16_t*>(data())[i]);
+      case DType::kFloat16: return quant::float_from_fp16(static_cast<const std::uint16_t*>(data())[i]);
+    }
+    return 0.0f;
+  }
+  std::vector<float> values() const {
+    std::vector<float> out(static_cast<std::size_t>(numel_));
+    for (std::int64_t i = 0; i < numel_; ++i) out[static_cast<std::size_t>(i)] = get(i);
+    return out;
+  }
+  // The raw bytes, for bitwise comparisons.
+  std::vector<std::uint8_t> bytes() const {
+    const auto* p = static_cast<const std::uint8_t*>(data());
+    return std::vector<std::uint8_t>(p, p + numel_ * static_cast<std::int64_t>(dtype_size(dtype_)));
+  }
+
+ private:
+  DType dtype_;
+  std::int64_t numel_;
+  std::int64_t offset_;
+  std::vector<std::uint8_t> storage_;
+};
+
+// The distance between x and the next fp32 away from zero.
+inline double ulp(float x) {
+  const float a = std::fabs(x);
+  return static_cast<double>(std::nextafter(a, INFINITY)) - static_cast<double>(a);
+}
+
+inline const DType kAllDTypes[] = {DType::kFloat32, DType::kBFloat16, DType::kFloat16};
+
+}  // namespace octopage::testing
