@@ -11,8 +11,10 @@
 // A block's absmax is max |value| over the block's *updated* fp32 values, taken after
 // the rule has run, so the largest value of the block is exactly representable
 // (code 1.0 for the unsigned code, 1.0 or -0.99297 for the signed one). Each value is
-// encoded as x = value / absmax (IEEE fp32 division), so |x| <= 1; a block whose
-// values are all zero stores absmax 0 and encodes x = value, i.e. the zero code.
+// encoded as x = value * (1 / absmax), the reciprocal and the product each rounded to
+// fp32 (a multiply, not a division per value: much cheaper, and |x| exceeds 1 by at
+// most an ulp, which still encodes as the extreme code). A block whose values are all
+// zero stores absmax 0 and encodes x = value, i.e. the zero code.
 #pragma once
 
 #include <cstdint>

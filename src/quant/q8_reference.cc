@@ -37,8 +37,8 @@ void quantize_block_reference(const DynamicCode& code, const float* values, std:
                               std::uint8_t* codes, float* absmax) {
   float block_max = 0.0f;
   for (std::int64_t i = 0; i < n; ++i) block_max = std::max(block_max, std::fabs(values[i]));
-  const float divisor = block_max > 0.0f ? block_max : 1.0f;  // See Note [Block absmax]
-  for (std::int64_t i = 0; i < n; ++i) codes[i] = encode_reference(code, values[i] / divisor);
+  const float scale = block_max > 0.0f ? 1.0f / block_max : 1.0f;  // See Note [Block absmax]
+  for (std::int64_t i = 0; i < n; ++i) codes[i] = encode_reference(code, values[i] * scale);
   *absmax = block_max;
 }
 

@@ -3,7 +3,7 @@
 // purpose; see Note [Q8 encoding].
 //
 // Note [Q8 encoding]
-// A normalized value x (|x| <= 1, see Note [Block absmax]) encodes to the nearest code
+// A normalized value x (|x| <= 1 up to an ulp, see Note [Block absmax]) encodes to the nearest code
 // by the midpoint rule: with values[lo] < x <= values[lo + 1], the code is lo + 1 when
 // x > midpoints[lo], lo when x < midpoints[lo], and on a tie the even one of the two
 // (what bitsandbytes' 8-step binary search from index 127 does). For the signed code,

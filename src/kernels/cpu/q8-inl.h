@@ -80,12 +80,12 @@ HWY_INLINE hn::Vec<hn::Rebind<std::int32_t, D>> EncodeQ8(D d, const Q8Codebook& 
   return hn::Add(base, hn::IfThenElseZero(moves, step));
 }
 
-// Encodes Lanes(d) values divided by `divisor` and stores their codes.
+// Encodes Lanes(d) values times `scale` and stores their codes.
 template <bool kSigned, class D>
 HWY_INLINE void EncodeAndStoreQ8(D d, const Q8Codebook& book, const float* values,
-                                 hn::Vec<D> divisor, std::uint8_t* codes) {
+                                 hn::Vec<D> scale, std::uint8_t* codes) {
   const hn::Rebind<std::uint8_t, D> du8;
-  const auto x = hn::Div(hn::LoadU(d, values), divisor);
+  const auto x = hn::Mul(hn::LoadU(d, values), scale);
   hn::StoreU(hn::DemoteTo(du8, EncodeQ8<kSigned>(d, book, x)), du8, codes);
 }
 
@@ -96,11 +96,11 @@ HWY_INLINE void EncodeBlockQ8(const Q8Codebook& book, const float* values, std::
                               float absmax, std::uint8_t* codes) {
   const hn::ScalableTag<float> d;
   const hn::CappedTag<float, 1> d1;
-  const float divisor = absmax > 0.0f ? absmax : 1.0f;
+  const float scale = absmax > 0.0f ? 1.0f / absmax : 1.0f;  // See Note [Block absmax]
   const std::size_t N = hn::Lanes(d);
   std::size_t i = 0;
-  for (; i + N <= n; i += N) EncodeAndStoreQ8<kSigned>(d, book, values + i, hn::Set(d, divisor), codes + i);
-  for (; i < n; ++i) EncodeAndStoreQ8<kSigned>(d1, book, values + i, hn::Set(d1, divisor), codes + i);
+  for (; i + N <= n; i += N) EncodeAndStoreQ8<kSigned>(d, book, values + i, hn::Set(d, scale), codes + i);
+  for (; i < n; ++i) EncodeAndStoreQ8<kSigned>(d1, book, values + i, hn::Set(d1, scale), codes + i);
 }
 
 }  // namespace octopage::kernels::cpu::HWY_NAMESPACE
