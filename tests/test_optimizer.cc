@@ -1,1 +1,353 @@
+// octopage::Optimizer end to end: lazy state, per-parameter step counts, hyperparameter
+// changes between steps against the fp64 oracle, and the properties the issue names
+// (lr=0 leaves parameters bitwise unchanged, runs are deterministic, results do not
+// depend on the thread count, state memory is what the format says).
 #include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "octopage/octopage.h"
+#include "src/quant/dynamic_code.h"
+#include "src/quant/formats.h"
+#include "src/quant/q8_reference.h"
+#include "src/rules/adam_oracle.h"
+#include "tests/test_util.h"
+
+namespace octopage {
+namespace {
+
+using testing::HostTensor;
+
+// A parameter with its gradient buffer, owned by the test.
+struct TestParam {
+  HostTensor value;
+  HostTensor grad;
+  TestParam(DType dtype, std::int64_t n, std::uint64_t seed)
+      : value(dtype, testing::normal_values(static_cast<std::size_t>(n), seed)), grad(dtype, n) {}
+  Parameter parameter() { return Parameter{value.ref(), grad.ref()}; }
+  void set_grad(std::uint64_t seed) {
+    grad.set(testing::normal_values(static_cast<std::size_t>(grad.numel()), seed, 0.01f));
+  }
+};
+
+GroupOptions options_for(Rule rule, int optim_bits) {
+  GroupOptions o = default_options(rule);
+  o.lr = 1e-2;
+  o.optim_bits = optim_bits;
+  return o;
+}
+
+TEST(Optimizer, StateIsCreatedLazilyAndParametersWithoutGradientsAreSkipped) {
+  TestParam a(DType::kFloat32, 5000, 1), b(DType::kFloat32, 300, 2);
+  Optimizer opt(Rule::kAdamW, options_for(Rule::kAdamW, 8));
+  ParamGroup& group = opt.add_param_group({a.parameter(), b.parameter()});
+  EXPECT_EQ(opt.state(0, 0).step, 0);
+  EXPECT_EQ(opt.memory_report().total_state_bytes(), 0u);
+
+  a.set_grad(10);
+  group.set_grad(1, TensorRef{});  // b has no gradient this step
+  const std::vector<std::uint8_t> b_before = b.value.bytes();
+  opt.step();
+  EXPECT_EQ(opt.state(0, 0).step, 1);
+  EXPECT_EQ(opt.state(0, 0).format, StateFormat::kQ8);
+  EXPECT_EQ(opt.state(0, 1).step, 0);
+  EXPECT_EQ(b.value.bytes(), b_before);
+
+  group.set_grad(1, b.grad.ref());
+  b.set_grad(11);
+  opt.step();
+  EXPECT_EQ(opt.state(0, 0).step, 2);
+  EXPECT_EQ(opt.state(0, 1).step, 1);
+  EXPECT_EQ(opt.state(0, 1).format, StateFormat::kFp32);  // 300 < min_8bit_size
+  EXPECT_NE(b.value.bytes(), b_before);
+}
+
+// Runs `steps` steps of the optimizer and, element by element, of the fp64 oracle, with
+// the hyperparameters `schedule` sets before each step; `has_grad` says on which steps
+// the parameter gets a gradient. Then compares parameter and state.
+void expect_follows_oracle(Rule rule, bool amsgrad, DType dtype, int steps,
+                           const std::function<void(int, GroupOptions&)>& schedule,
+                           const std::function<bool(int)>& has_grad) {
+  constexpr std::int64_t n = 777;
+  TestParam param(dtype, n, 3);
+  GroupOptions options = options_for(rule, 32);
+  options.amsgrad = amsgrad;
+  Optimizer opt(rule, options);
+  ParamGroup& group = opt.add_param_group({param.parameter()});
+
+  std::vector<rules::AdamOracleElement> oracle(n);
+  for (std::int64_t i = 0; i < n; ++i) oracle[i].p = param.value.get(i);
+  std::int64_t t = 0;
+  for (int s = 0; s < steps; ++s) {
+    schedule(s, group.options);
+    if (!has_grad(s)) {
+      group.set_grad(0, TensorRef{});
+      opt.step();
+      continue;
+    }
+    group.set_grad(0, param.grad.ref());
+    param.set_grad(100 + s);
+    opt.step();
+    ++t;
+    rules::AdamOracleConfig config;
+    config.lr = group.options.lr;
+    config.beta1 = group.options.betas[0];
+    config.beta2 = group.options.betas[1];
+    config.eps = group.options.eps;
+    config.weight_decay = group.options.weight_decay;
+    config.decoupled = rule == Rule::kAdamW;
+    config.amsgrad = amsgrad;
+    for (std::int64_t i = 0; i < n; ++i) {
+      rules::adam_oracle_step(config, t, param.grad.get(i), oracle[i]);
+      // The parameter is stored in its dtype after every step: where the oracle rounds
+      // to the stored value, it continues from the stored value too.
+      if (testing::round_to(dtype, static_cast<float>(oracle[i].p)) == param.value.get(i)) {
+        oracle[i].p = param.value.get(i);
+      }
+    }
+  }
+  EXPECT_EQ(opt.state(0, 0).step, t);
+  const StateSnapshot state = opt.state(0, 0);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double p = param.value.get(i);
+    // fp32 math drifts from fp64 by a few ulps per step; 16-bit storage by up to a unit.
+    const double unit = dtype == DType::kFloat32
+                            ? 0.0
+                            : std::ldexp(std::fabs(p), dtype == DType::kBFloat16 ? -7 : -10);
+    ASSERT_NEAR(p, oracle[i].p, 1e-5 * std::fabs(oracle[i].p) + unit + 1e-7) << "element " << i;
+    ASSERT_NEAR(state.state1[i], oracle[i].m, 1e-4 * std::fabs(oracle[i].m) + 1e-9) << "element " << i;
+    ASSERT_NEAR(state.state2[i], oracle[i].v, 1e-4 * std::fabs(oracle[i].v) + 1e-12) << "element " << i;
+    if (amsgrad) {
+      ASSERT_NEAR(state.state2_max[i], oracle[i].v_max, 1e-4 * oracle[i].v_max + 1e-12) << "element " << i;
+    }
+  }
+}
+
+TEST(Optimizer, FollowsTheOracleForEveryRuleAndDtype) {
+  const auto constant = [](int, GroupOptions&) {};
+  const auto always = [](int) { return true; };
+  for (Rule rule : {Rule::kAdam, Rule::kAdamW}) {
+    for (bool amsgrad : {false, true}) {
+      for (DType dtype : testing::kAllDTypes) {
+        SCOPED_TRACE(std::string(rule_name(rule)) + (amsgrad ? " amsgrad " : " ") + dtype_name(dtype));
+        expect_follows_oracle(rule, amsgrad, dtype, 12, constant, always);
+      }
+    }
+  }
+}
+
+TEST(Optimizer, HyperparametersChangedBetweenStepsTakeEffect) {
+  // A schedule that touches every hyperparameter, the way LR schedulers and users do.
+  const auto schedule = [](int s, GroupOptions& o) {
+    o.lr = 1e-2 * std::pow(0.8, s);
+    o.betas = {0.9 - 0.01 * s, 0.999 - 0.001 * s};
+    o.eps = s % 2 ? 1e-8 : 1e-6;
+    o.weight_decay = 0.01 * (s % 3);
+  };
+  for (Rule rule : {Rule::kAdam, Rule::kAdamW}) {
+    SCOPED_TRACE(rule_name(rule));
+    expect_follows_oracle(rule, false, DType::kFloat32, 10, schedule, [](int) { return true; });
+  }
+}
+
+TEST(Optimizer, EachParameterCountsItsOwnSteps) {
+  // Gradients only on some steps: bias correction must use the parameter's own count.
+  expect_follows_oracle(Rule::kAdamW, false, DType::kFloat32, 12, [](int, GroupOptions&) {},
+                        [](int s) { return s % 3 != 1; });
+}
+
+struct TrainingRun {
+  std::vector<TestParam> params;
+  Optimizer opt;
+  TrainingRun(Rule rule, GroupOptions options, DType dtype, const std::vector<std::int64_t>& sizes)
+      : opt(rule, options) {
+    params.reserve(sizes.size());
+    std::vector<Parameter> refs;
+    for (std::size_t k = 0; k < sizes.size(); ++k) {
+      params.emplace_back(dtype, sizes[k], 50 + k);
+      refs.push_back(params.back().parameter());
+    }
+    opt.add_param_group(refs);
+  }
+  void steps(int count) {
+    for (int s = 0; s < count; ++s) {
+      for (std::size_t k = 0; k < params.size(); ++k) params[k].set_grad(1000 * s + k);
+      opt.step();
+    }
+  }
+  // Every parameter's bytes and every byte of its state.
+  std::vector<std::vector<std::uint8_t>> bits() const {
+    std::vector<std::vector<std::uint8_t>> out;
+    for (std::size_t k = 0; k < params.size(); ++k) {
+      out.push_back(params[k].value.bytes());
+      const StateSnapshot s = opt.state(0, k);
+      for (const auto* v : {&s.state1, &s.state2, &s.state2_max, &s.absmax1, &s.absmax2}) {
+        const auto* p = reinterpret_cast<const std::uint8_t*>(v->data());
+        out.emplace_back(p, p + v->size() * sizeof(float));
+      }
+      out.push_back(s.state1_codes);
+      out.push_back(s.state2_codes);
+    }
+    return out;
+  }
+};
+
+// Sizes that span several chunks (of 65,536), odd tails and many small tensors.
+const std::vector<std::int64_t> kMixedSizes = {300000, 4096, 4097, 255, 1, 70000, 4096, 8192};
+
+TEST(Optimizer, ZeroLearningRateLeavesParametersBitwiseUnchanged) {
+  for (int bits : {32, 8}) {
+    for (DType dtype : testing::kAllDTypes) {
+      for (Rule rule : {Rule::kAdam, Rule::kAdamW}) {
+        SCOPED_TRACE(std::to_string(bits) + " " + dtype_name(dtype) + " " + rule_name(rule));
+        GroupOptions o = options_for(rule, bits);
+        o.lr = 0.0;
+        o.weight_decay = 0.1;
+        TrainingRun run(rule, o, dtype, kMixedSizes);
+        std::vector<std::vector<std::uint8_t>> before;
+        for (const TestParam& p : run.params) before.push_back(p.value.bytes());
+        run.steps(3);
+        for (std::size_t k = 0; k < run.params.size(); ++k) {
+          EXPECT_EQ(run.params[k].value.bytes(), before[k]) << "parameter " << k;
+        }
+        EXPECT_EQ(run.opt.state(0, 0).step, 3);  // ...while the state did step
+      }
+    }
+  }
+}
+
+TEST(Optimizer, TwoRunsGiveBitwiseTheSameResult) {
+  for (int bits : {32, 8}) {
+    TrainingRun first(Rule::kAdamW, options_for(Rule::kAdamW, bits), DType::kBFloat16, kMixedSizes);
+    TrainingRun second(Rule::kAdamW, options_for(Rule::kAdamW, bits), DType::kBFloat16, kMixedSizes);
+    first.steps(4);
+    second.steps(4);
+    EXPECT_EQ(first.bits(), second.bits()) << bits << "-bit state";
+  }
+}
+
+TEST(Optimizer, ResultDoesNotDependOnTheThreadCount) {
+  const int original = num_threads();
+  for (int bits : {32, 8}) {
+    std::vector<std::vector<std::uint8_t>> reference;
+    for (int threads : {1, 2, 3, 7}) {
+      set_num_threads(threads);
+      ASSERT_EQ(num_threads(), threads);
+      TrainingRun run(Rule::kAdamW, options_for(Rule::kAdamW, bits), DType::kFloat32, kMixedSizes);
+      run.steps(3);
+      if (reference.empty()) {
+        reference = run.bits();
+      } else {
+        EXPECT_EQ(run.bits(), reference) << bits << "-bit state, " << threads << " threads";
+      }
+    }
+  }
+  set_num_threads(original);
+}
+
+TEST(Optimizer, SplittingATensorIntoBlockAlignedParametersChangesNothing) {
+  // One 40,960-element parameter and the same values as ten 4,096-element parameters:
+  // updates are element-wise and blocks never straddle, so the bits must agree.
+  for (int bits : {32, 8}) {
+    TestParam whole(DType::kFloat32, 40960, 9);
+    Optimizer one(Rule::kAdamW, options_for(Rule::kAdamW, bits));
+    one.add_param_group({whole.parameter()});
+    std::vector<TestParam> parts;
+    parts.reserve(10);
+    std::vector<Parameter> refs;
+    for (int k = 0; k < 10; ++k) {
+      parts.emplace_back(DType::kFloat32, 4096, 0);
+      for (std::int64_t i = 0; i < 4096; ++i) parts[k].value.set(i, whole.value.get(4096 * k + i));
+      refs.push_back(parts[k].parameter());
+    }
+    Optimizer many(Rule::kAdamW, options_for(Rule::kAdamW, bits));
+    many.add_param_group(refs);
+    for (int s = 0; s < 3; ++s) {
+      whole.set_grad(77 + s);
+      for (int k = 0; k < 10; ++k) {
+        for (std::int64_t i = 0; i < 4096; ++i) parts[k].grad.set(i, whole.grad.get(4096 * k + i));
+      }
+      one.step();
+      many.step();
+    }
+    for (int k = 0; k < 10; ++k) {
+      for (std::int64_t i = 0; i < 4096; ++i) {
+        ASSERT_EQ(parts[k].value.get(i), whole.value.get(4096 * k + i)) << bits << "-bit, part " << k;
+      }
+    }
+  }
+}
+
+TEST(Optimizer, MemoryReportIsWhatTheFormatSays) {
+  const std::vector<std::int64_t> sizes = {1 << 20, 4096, 4095, 100};
+  std::int64_t total = 0;
+  for (std::int64_t n : sizes) total += n;
+
+  TrainingRun fp32(Rule::kAdamW, options_for(Rule::kAdamW, 32), DType::kFloat32, sizes);
+  fp32.steps(1);
+  MemoryReport r = fp32.opt.memory_report();
+  EXPECT_EQ(r.total_state_bytes(), static_cast<std::uint64_t>(8 * total));  // exactly 8 B/param
+  EXPECT_EQ(r.state_bytes_in(Tier::kHost), r.total_state_bytes());
+  EXPECT_EQ(r.tensors_32bit, 4);
+  EXPECT_EQ(r.elements_32bit, total);
+  EXPECT_GE(r.peak_bytes, r.total_state_bytes());
+
+  GroupOptions amsgrad = options_for(Rule::kAdamW, 32);
+  amsgrad.amsgrad = true;
+  TrainingRun with_max(Rule::kAdamW, amsgrad, DType::kFloat32, sizes);
+  with_max.steps(1);
+  EXPECT_EQ(with_max.opt.memory_report().total_state_bytes(), static_cast<std::uint64_t>(12 * total));
+
+  TrainingRun q8(Rule::kAdamW, options_for(Rule::kAdamW, 8), DType::kFloat32, sizes);
+  q8.steps(1);
+  r = q8.opt.memory_report();
+  // 8-bit for the two tensors of >= min_8bit_size = 4096 elements, fp32 for the others.
+  EXPECT_EQ(r.tensors_8bit, 2);
+  EXPECT_EQ(r.tensors_32bit, 2);
+  EXPECT_EQ(r.elements_8bit, (1 << 20) + 4096);
+  const std::int64_t q8_bytes = quant::q8_state_bytes(1 << 20, 2) + quant::q8_state_bytes(4096, 2);
+  EXPECT_EQ(r.total_state_bytes(), static_cast<std::uint64_t>(q8_bytes + 8 * (4095 + 100)));
+  EXPECT_LE(static_cast<double>(q8_bytes) / static_cast<double>(r.elements_8bit), 2.04);
+  EXPECT_EQ(q8.opt.state(0, 0).format, StateFormat::kQ8);
+  EXPECT_EQ(q8.opt.state(0, 2).format, StateFormat::kFp32);
+}
+
+TEST(Optimizer, EightBitStateDecodesToTheMomentsOfTheFirstStep) {
+  // From zero state, one step makes m = (1 - beta1) g and v = (1 - beta2) g^2: the codes
+  // and absmax in the snapshot must decode to those within the format's budget.
+  TestParam p(DType::kFloat32, 5000, 4);
+  Optimizer opt(Rule::kAdamW, options_for(Rule::kAdamW, 8));
+  opt.add_param_group({p.parameter()});
+  p.set_grad(5);
+  opt.step();
+  const StateSnapshot s = opt.state(0, 0);
+  ASSERT_EQ(s.state1_codes.size(), 5000u);
+  ASSERT_EQ(s.absmax1.size(), static_cast<std::size_t>(quant::q8_num_blocks(5000)));
+  std::vector<float> m(5000), v(5000);
+  quant::dequantize_reference(quant::signed_code(), s.state1_codes.data(), s.absmax1.data(), 5000, m.data());
+  quant::dequantize_reference(quant::unsigned_code(), s.state2_codes.data(), s.absmax2.data(), 5000, v.data());
+  for (std::int64_t i = 0; i < 5000; ++i) {
+    const double g = p.grad.get(i);
+    const double absmax1 = s.absmax1[i / 256], absmax2 = s.absmax2[i / 256];
+    ASSERT_NEAR(m[i], 0.1 * g, 0.0071 * absmax1 + 1e-12) << i;
+    ASSERT_NEAR(v[i], 0.001 * g * g, 0.0036 * absmax2 + 1e-15) << i;
+  }
+}
+
+TEST(Optimizer, EmptyParameterIsAccepted) {
+  TestParam a(DType::kFloat32, 10, 1);
+  Optimizer opt(Rule::kAdam);
+  opt.add_param_group({Parameter{TensorRef{nullptr, 0, DType::kFloat32}, TensorRef{nullptr, 0, DType::kFloat32}},
+                       a.parameter()});
+  a.set_grad(2);
+  opt.step();
+  EXPECT_EQ(opt.state(0, 0).step, 0);
+  EXPECT_EQ(opt.state(0, 1).step, 1);
+}
+
+}  // namespace
+}  // namespace octopage
