@@ -15,6 +15,7 @@
 #include "src/quant/float_convert.h"
 #include "src/quant/formats.h"
 #include "src/quant/q8_bucket_table.h"
+#include "src/quant/q8_lookup_tables.h"
 #include "src/quant/q8_reference.h"
 
 namespace octopage::quant {
@@ -122,6 +123,23 @@ TEST_P(Q8Encoding, BucketTableMatchesReference) {
       if (sign != 0 && !is_signed) continue;
       const float x = bits_float(sign | bits);
       ASSERT_EQ(table.encode(x), encode_reference(code, x)) << "x = " << x;
+    }
+  }
+}
+
+TEST_P(Q8Encoding, ByteLookupEncoderMatchesReference) {
+  const bool is_signed = GetParam();
+  const DynamicCode& code = code_of(is_signed);
+  const Q8LookupTables& tables = is_signed ? signed_lookup_tables() : unsigned_lookup_tables();
+  EXPECT_LE(tables.num_buckets, is_signed ? 256 : 512);  // what the SIMD lookups cover
+  for (float x : probes(is_signed)) {
+    ASSERT_EQ(tables.encode(x), encode_reference(code, x)) << "x = " << x;
+  }
+  for (std::uint32_t bits = 0; bits <= 0x3F800001u; bits += 61) {
+    for (std::uint32_t sign : {0u, 0x80000000u}) {
+      if (sign != 0 && !is_signed) continue;
+      const float x = bits_float(sign | bits);
+      ASSERT_EQ(tables.encode(x), encode_reference(code, x)) << "x = " << x;
     }
   }
 }

@@ -42,64 +42,58 @@ HWY_INLINE void Fp32Lanes(D d, const rules::AdamScalars& scalars, const Chunk& c
   }
 }
 
-// Updates the lanes at chunk element i (block offset j): decoded state in, updated fp32
-// state out to `updated`, and the running max |state| of the block in `block_max`.
+// Updates the lanes at chunk element i, block offset j: the block's decoded state in
+// `state` is replaced by the updated state, and block_max tracks max |state|.
 template <class Rule, DType kDType, class D>
-HWY_INLINE void Q8Lanes(D d, const rules::AdamScalars& scalars, const Chunk& c,
-                        const Q8Codebook* books, const float* absmax, std::size_t i,
-                        std::size_t j, float (*updated)[kQ8BlockSize], hn::Vec<D>* block_max) {
+HWY_INLINE void Q8Lanes(D d, const rules::AdamScalars& scalars, const Chunk& c, std::size_t i,
+                        std::size_t j, float (*state)[kQ8BlockSize], hn::Vec<D>* block_max) {
   const HwyOps<D> ops{d};
   auto p = LoadF32<kDType>(d, c.param, i);
-  hn::Vec<D> state[Rule::kNumStates];
-  for (int k = 0; k < Rule::kNumStates; ++k) {
-    state[k] = DecodeQ8(d, books[k], static_cast<const std::uint8_t*>(c.state[k]) + i,
-                        hn::Set(d, absmax[k]));
-  }
-  Rule::update(ops, scalars, LoadF32<kDType>(d, c.grad, i), p, state);
+  hn::Vec<D> lanes[Rule::kNumStates];
+  for (int k = 0; k < Rule::kNumStates; ++k) lanes[k] = hn::LoadU(d, state[k] + j);
+  Rule::update(ops, scalars, LoadF32<kDType>(d, c.grad, i), p, lanes);
   StoreF32<kDType>(d, p, c.param, i);
   for (int k = 0; k < Rule::kNumStates; ++k) {
-    hn::StoreU(state[k], d, updated[k] + j);
-    block_max[k] = hn::Max(block_max[k], hn::Abs(state[k]));
+    hn::StoreU(lanes[k], d, state[k] + j);
+    block_max[k] = hn::Max(block_max[k], hn::Abs(lanes[k]));
   }
 }
 
-// One block of an 8-bit chunk: update every element, then encode with the block's new
-// absmax (Note [Block absmax]).
+// One block of an 8-bit chunk: decode, update every element, then encode with the
+// block's new absmax (Note [Block absmax]).
 template <class Rule, DType kDType>
 HWY_INLINE void Q8Block(const rules::AdamScalars& scalars, const Chunk& c,
                         const Q8Codebook* books, std::int64_t begin, std::size_t len) {
   constexpr int K = Rule::kNumStates;
   const std::int64_t block = begin / kQ8BlockSize;
-  HWY_ALIGN float updated[K][kQ8BlockSize];
-  float absmax[K];
-  for (int k = 0; k < K; ++k) absmax[k] = c.absmax[k][block];
+  HWY_ALIGN float state[K][kQ8BlockSize];
+  for (int k = 0; k < K; ++k) {
+    DecodeBlockQ8(books[k], static_cast<const std::uint8_t*>(c.state[k]) + begin, len,
+                  c.absmax[k][block], state[k]);
+  }
 
   const hn::ScalableTag<float> d;
   const std::size_t N = hn::Lanes(d);
   hn::Vec<decltype(d)> block_max[K];
   for (int k = 0; k < K; ++k) block_max[k] = hn::Zero(d);
   std::size_t j = 0;
-  for (; j + N <= len; j += N) {
-    Q8Lanes<Rule, kDType>(d, scalars, c, books, absmax, begin + j, j, updated, block_max);
-  }
+  for (; j + N <= len; j += N) Q8Lanes<Rule, kDType>(d, scalars, c, begin + j, j, state, block_max);
   float new_absmax[K];
   for (int k = 0; k < K; ++k) new_absmax[k] = hn::GetLane(hn::MaxOfLanes(d, block_max[k]));
   if (j < len) {
     const hn::CappedTag<float, 1> d1;
     hn::Vec<decltype(d1)> tail_max[K];
     for (int k = 0; k < K; ++k) tail_max[k] = hn::Zero(d1);
-    for (; j < len; ++j) {
-      Q8Lanes<Rule, kDType>(d1, scalars, c, books, absmax, begin + j, j, updated, tail_max);
-    }
+    for (; j < len; ++j) Q8Lanes<Rule, kDType>(d1, scalars, c, begin + j, j, state, tail_max);
     for (int k = 0; k < K; ++k) new_absmax[k] = std::max(new_absmax[k], hn::GetLane(tail_max[k]));
   }
 
   for (int k = 0; k < K; ++k) {
     auto* codes = static_cast<std::uint8_t*>(c.state[k]) + begin;
     if (Rule::kStateSigned[k]) {
-      EncodeBlockQ8<true>(books[k], updated[k], len, new_absmax[k], codes);
+      EncodeBlockQ8<true>(books[k], state[k], len, new_absmax[k], codes);
     } else {
-      EncodeBlockQ8<false>(books[k], updated[k], len, new_absmax[k], codes);
+      EncodeBlockQ8<false>(books[k], state[k], len, new_absmax[k], codes);
     }
     c.absmax[k][block] = new_absmax[k];
   }
@@ -143,38 +137,36 @@ HWY_INLINE float MaxAbs(D d, const float* values, std::size_t n) {
   return std::max(hn::GetLane(hn::MaxOfLanes(d, m)), hn::GetLane(tail));
 }
 
+// Block-wise over any n, through a block buffer (the block code may read and write up
+// to a multiple of 64 values).
 void Q8Quantize(bool is_signed, const float* values, std::int64_t n, std::uint8_t* codes,
                 float* absmax) {
   const hn::ScalableTag<float> d;
   const Q8Codebook book = Q8Codebook::of(is_signed);
+  HWY_ALIGN float block[kQ8BlockSize];
   for (std::int64_t begin = 0; begin < n; begin += kQ8BlockSize) {
     const auto len = static_cast<std::size_t>(std::min(kQ8BlockSize, n - begin));
-    const float block_max = MaxAbs(d, values + begin, len);
+    std::copy_n(values + begin, len, block);
+    std::fill(block + len, block + kQ8BlockSize, 0.0f);
+    const float block_max = MaxAbs(d, block, len);
     if (is_signed) {
-      EncodeBlockQ8<true>(book, values + begin, len, block_max, codes + begin);
+      EncodeBlockQ8<true>(book, block, len, block_max, codes + begin);
     } else {
-      EncodeBlockQ8<false>(book, values + begin, len, block_max, codes + begin);
+      EncodeBlockQ8<false>(book, block, len, block_max, codes + begin);
     }
     absmax[begin / kQ8BlockSize] = block_max;
   }
 }
 
-template <class D>
-HWY_INLINE void DecodeAndStore(D d, const Q8Codebook& book, const std::uint8_t* codes,
-                               float absmax, float* values) {
-  hn::StoreU(DecodeQ8(d, book, codes, hn::Set(d, absmax)), d, values);
-}
-
 void Q8Dequantize(bool is_signed, const std::uint8_t* codes, const float* absmax,
                   std::int64_t n, float* values) {
-  const hn::ScalableTag<float> d;
-  const hn::CappedTag<float, 1> d1;
   const Q8Codebook book = Q8Codebook::of(is_signed);
-  const auto N = static_cast<std::int64_t>(hn::Lanes(d));
-  std::int64_t i = 0;
-  // Blocks are multiples of N, so a vector never straddles two absmax values.
-  for (; i + N <= n; i += N) DecodeAndStore(d, book, codes + i, absmax[i / kQ8BlockSize], values + i);
-  for (; i < n; ++i) DecodeAndStore(d1, book, codes + i, absmax[i / kQ8BlockSize], values + i);
+  HWY_ALIGN float block[kQ8BlockSize];
+  for (std::int64_t begin = 0; begin < n; begin += kQ8BlockSize) {
+    const auto len = static_cast<std::size_t>(std::min(kQ8BlockSize, n - begin));
+    DecodeBlockQ8(book, codes + begin, len, absmax[begin / kQ8BlockSize], block);
+    std::copy_n(block, len, values + begin);
+  }
 }
 
 const CpuKernels* GetCpuKernels() {

@@ -15,6 +15,8 @@
 #include "hwy/highway.h"
 #include "src/quant/dynamic_code.h"
 #include "src/quant/q8_bucket_table.h"
+#include "src/quant/q8_lookup_tables.h"
+#include "src/kernels/cpu/q8_vbmi-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace octopage::kernels::cpu::HWY_NAMESPACE {
@@ -22,6 +24,7 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 // What the SIMD code needs of one code and its bucket table, as plain values.
 struct Q8Codebook {
+  const quant::Q8LookupTables* lookup = nullptr;  // the byte-lookup path's tables
   const float* values = nullptr;
   const std::int32_t* entries = nullptr;
   int low_bits = 0;
@@ -34,6 +37,7 @@ struct Q8Codebook {
     const quant::Q8BucketTable& table =
         is_signed ? quant::signed_bucket_table() : quant::unsigned_bucket_table();
     Q8Codebook book;
+    book.lookup = is_signed ? &quant::signed_lookup_tables() : &quant::unsigned_lookup_tables();
     book.values = code.values.data();
     book.entries = reinterpret_cast<const std::int32_t*>(table.entries.data());
     book.low_bits = table.low_bits;
@@ -89,18 +93,43 @@ HWY_INLINE void EncodeAndStoreQ8(D d, const Q8Codebook& book, const float* value
   hn::StoreU(hn::DemoteTo(du8, EncodeQ8<kSigned>(d, book, x)), du8, codes);
 }
 
+// Decodes the block codes[0, n), n <= kQ8BlockSize, to values[0, n).
+HWY_INLINE void DecodeBlockQ8(const Q8Codebook& book, const std::uint8_t* codes, std::size_t n,
+                              float absmax, float* values) {
+#if HWY_TARGET == HWY_AVX3_DL
+  for (std::size_t i = 0; i < n; i += 64) {
+    vbmi::Decode64(*book.lookup, codes + i, vbmi::FirstN64(n - i), absmax, values + i);
+  }
+#else
+  const hn::ScalableTag<float> d;
+  const hn::CappedTag<float, 1> d1;
+  const std::size_t N = hn::Lanes(d);
+  std::size_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(DecodeQ8(d, book, codes + i, hn::Set(d, absmax)), d, values + i);
+  for (; i < n; ++i) hn::StoreU(DecodeQ8(d1, book, codes + i, hn::Set(d1, absmax)), d1, values + i);
+#endif
+}
+
 // Quantizes the block values[0, n), n <= kQ8BlockSize, whose max |value| is absmax
-// (Note [Block absmax]): full vectors, then single lanes for the tail.
+// (Note [Block absmax]). The byte-lookup path reads values up to the next multiple of 64,
+// so values[] must have that many elements (a block buffer of kQ8BlockSize does).
 template <bool kSigned>
 HWY_INLINE void EncodeBlockQ8(const Q8Codebook& book, const float* values, std::size_t n,
                               float absmax, std::uint8_t* codes) {
+  const float scale = absmax > 0.0f ? 1.0f / absmax : 1.0f;  // See Note [Block absmax]
+#if HWY_TARGET == HWY_AVX3_DL
+  for (std::size_t i = 0; i < n; i += 64) {
+    const __m512i block_codes = vbmi::Encode64<kSigned>(*book.lookup, values + i, _mm512_set1_ps(scale));
+    _mm512_mask_storeu_epi8(codes + i, vbmi::FirstN64(n - i), block_codes);
+  }
+#else
   const hn::ScalableTag<float> d;
   const hn::CappedTag<float, 1> d1;
-  const float scale = absmax > 0.0f ? 1.0f / absmax : 1.0f;  // See Note [Block absmax]
   const std::size_t N = hn::Lanes(d);
   std::size_t i = 0;
   for (; i + N <= n; i += N) EncodeAndStoreQ8<kSigned>(d, book, values + i, hn::Set(d, scale), codes + i);
   for (; i < n; ++i) EncodeAndStoreQ8<kSigned>(d1, book, values + i, hn::Set(d1, scale), codes + i);
+#endif
 }
 
 }  // namespace octopage::kernels::cpu::HWY_NAMESPACE
