@@ -111,9 +111,13 @@ HWY_INLINE __m512i Encode64(const quant::Q8LookupTables& t, const float* values,
     x[k] = _mm512_mul_ps(_mm512_loadu_ps(values + 16 * k), scale);
     magnitude[k] = _mm512_and_si512(_mm512_castps_si512(x[k]), _mm512_set1_epi32(0x7FFFFFFF));
   }
+  // The top 16 bits of each x, in element order: sign, exponent, 7 mantissa bits.
   const __m512i high_words = Load(kHighWords);
-  const __m512i index01 = BucketIndex(t, _mm512_permutex2var_epi16(magnitude[0], high_words, magnitude[1]));
-  const __m512i index23 = BucketIndex(t, _mm512_permutex2var_epi16(magnitude[2], high_words, magnitude[3]));
+  const __m512i top01 = _mm512_permutex2var_epi16(_mm512_castps_si512(x[0]), high_words, _mm512_castps_si512(x[1]));
+  const __m512i top23 = _mm512_permutex2var_epi16(_mm512_castps_si512(x[2]), high_words, _mm512_castps_si512(x[3]));
+  const __m512i no_sign = _mm512_set1_epi16(0x7FFF);
+  const __m512i index01 = BucketIndex(t, _mm512_and_si512(top01, no_sign));
+  const __m512i index23 = BucketIndex(t, _mm512_and_si512(top23, no_sign));
   const __m512i index = _mm512_permutex2var_epi8(index01, Load(kLowBytes), index23);
   __m512i base = Lookup256(t.bucket_base.data(), index, _mm512_movepi8_mask(index));
   if (t.num_buckets > 256) {  // bit 8 of the bucket index picks the second 256 bytes
@@ -130,10 +134,7 @@ HWY_INLINE __m512i Encode64(const quant::Q8LookupTables& t, const float* values,
                                _mm512_cmpge_epu32_mask(magnitude[3], threshold[3]));
   __m512i code = _mm512_mask_add_epi8(base, moves, base, _mm512_set1_epi8(1));
   if constexpr (kSigned) {
-    const __mmask64 negative = Join(_mm512_movepi32_mask(_mm512_castps_si512(x[0])),
-                                    _mm512_movepi32_mask(_mm512_castps_si512(x[1])),
-                                    _mm512_movepi32_mask(_mm512_castps_si512(x[2])),
-                                    _mm512_movepi32_mask(_mm512_castps_si512(x[3])));
+    const __mmask64 negative = _mm512_kunpackd(_mm512_movepi16_mask(top23), _mm512_movepi16_mask(top01));
     const __m512i mirrored = _mm512_min_epu8(_mm512_subs_epu8(_mm512_set1_epi8(static_cast<char>(254)), code),
                                              _mm512_set1_epi8(126));
     code = _mm512_mask_blend_epi8(negative, code, mirrored);
