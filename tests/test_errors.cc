@@ -20,19 +20,7 @@
 namespace octopage {
 namespace {
 
-using testing::HostTensor;
-
-// A parameter with its gradient buffer, owned by the test.
-struct TestParam {
-  HostTensor value;
-  HostTensor grad;
-  TestParam(DType dtype, std::int64_t n, std::uint64_t seed)
-      : value(dtype, testing::normal_values(static_cast<std::size_t>(n), seed)), grad(dtype, n) {}
-  Parameter parameter() { return Parameter{value.ref(), grad.ref()}; }
-  void set_grad(std::uint64_t seed) {
-    grad.set(testing::normal_values(static_cast<std::size_t>(grad.numel()), seed, 0.01f));
-  }
-};
+using testing::TestParam;
 
 // What a row may break: the options and the two parameters of param group 1, and a
 // parameter that is already in the optimizer (param group 0, parameter 1) with the

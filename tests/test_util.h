@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "octopage/optimizer.h"
 #include "octopage/tensor.h"
 #include "src/quant/float_convert.h"
 
@@ -97,6 +98,19 @@ class HostTensor {
   std::int64_t numel_;
   std::int64_t offset_;
   std::vector<std::uint8_t> storage_;
+};
+
+// A parameter of `n` normal values with its gradient buffer, owned by the test.
+struct TestParam {
+  HostTensor value;
+  HostTensor grad;
+  TestParam(DType dtype, std::int64_t n, std::uint64_t seed)
+      : value(dtype, normal_values(static_cast<std::size_t>(n), seed)), grad(dtype, n) {}
+  Parameter parameter() { return Parameter{value.ref(), grad.ref()}; }
+  // A fresh gradient of normal values with standard deviation 0.01.
+  void set_grad(std::uint64_t seed) {
+    grad.set(normal_values(static_cast<std::size_t>(grad.numel()), seed, 0.01f));
+  }
 };
 
 // The distance between x and the next fp32 away from zero.
