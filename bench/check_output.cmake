@@ -1,5 +1,5 @@
 # A CTest check of octopage_bench's command line and machine-readable output, never of
-# its figures: a bad flag exits 2; --format=jsonl prints one JSON object per line, with
+# its figures: a bad flag exits 2; --format=jsonl (or --format jsonl) prints one JSON object per line, with
 # the triad, every case asked for, and the state sizes the format promises.
 # Run as: cmake -DBENCH=path/to/octopage_bench -P check_output.cmake
 execute_process(COMMAND ${BENCH} --no-such-flag RESULT_VARIABLE rc OUTPUT_QUIET ERROR_VARIABLE err)
@@ -7,7 +7,7 @@ if(NOT rc EQUAL 2 OR NOT err MATCHES "unknown option '--no-such-flag'")
   message(FATAL_ERROR "expected exit 2 and 'unknown option' for a bad flag, got ${rc}: ${err}")
 endif()
 
-execute_process(COMMAND ${BENCH} --quick --sizes=5K --overhead=3 --min-time=0.01 --format=jsonl
+execute_process(COMMAND ${BENCH} --quick --sizes=5K --overhead 3 --min-time=0.01 --format jsonl
                 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "octopage_bench failed (${rc}): ${err}")

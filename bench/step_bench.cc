@@ -33,7 +33,7 @@ constexpr const char* kUsage = R"(usage: octopage_bench [options]
 Step throughput of octopage's AdamW (32-bit and 8-bit state, fp32 and bf16 parameters)
 next to the memory bandwidth of this machine, measured by a STREAM triad in the same run.
 
-options:
+options (--flag=value or --flag value):
   --sizes=LIST     parameter sizes, e.g. 1M,10M,100M (K, M, G suffixes; default 1M,10M,100M)
   --overhead=N     also step N parameters of 4096 elements each (default 1000; 0: skip)
   --threads=N      threads (default: octopage::num_threads(), i.e. OCTOPAGE_NUM_THREADS or
@@ -88,7 +88,9 @@ Config parse_args(int argc, char** argv) {
     const std::string_view arg = argv[i];
     const auto eq = arg.find('=');
     const std::string_view flag = arg.substr(0, eq);
-    const std::string_view value = eq == std::string_view::npos ? "" : arg.substr(eq + 1);
+    std::string_view value = eq == std::string_view::npos ? "" : arg.substr(eq + 1);
+    const bool takes_value = flag != "--help" && flag != "-h" && flag != "--quick";
+    if (takes_value && eq == std::string_view::npos && i + 1 < argc) value = argv[++i];  // "--flag value"
     if (flag == "--help" || flag == "-h") {
       std::cout << kUsage;
       std::exit(0);
