@@ -1,5 +1,5 @@
 # A CTest check of octopage_bench's command line and machine-readable output, never of
-# its figures: a bad flag exits 2; --format=jsonl (or --format jsonl) prints one JSON object per line, with
+# its figures: a bad flag exits 2; --format jsonl prints one JSON object per line, with
 # the triad, every case asked for, and the state sizes the format promises.
 # Run as: cmake -DBENCH=path/to/octopage_bench -P check_output.cmake
 execute_process(COMMAND ${BENCH} --no-such-flag RESULT_VARIABLE rc OUTPUT_QUIET ERROR_VARIABLE err)
