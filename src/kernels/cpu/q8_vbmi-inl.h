@@ -67,13 +67,25 @@ HWY_INLINE void PlanesToDwords(const __m512i (&plane)[4], __m512i (&dwords)[4]) 
   dwords[3] = _mm512_unpackhi_epi16(hi01, hi23);
 }
 
-// The 32-bit table entries for 64 byte indices in element order, as 4 x 16 dwords.
-HWY_INLINE void LookupDwords(const std::array<std::array<std::uint8_t, 256>, 4>& planes,
+// table[index & 127] for a 128-byte table.
+HWY_INLINE __m512i Lookup128(const std::uint8_t* table, __m512i index) {
+  return _mm512_permutex2var_epi8(Load(table), index, Load(table + 64));
+}
+
+// The 32-bit table entries for 64 byte indices in element order, as 4 x 16 dwords, from
+// byte planes of 256 or 128 entries (a 128-entry table uses the index's low 7 bits).
+template <std::size_t kEntries>
+HWY_INLINE void LookupDwords(const std::array<std::array<std::uint8_t, kEntries>, 4>& planes,
                              __m512i index, __m512i (&dwords)[4]) {
+  static_assert(kEntries == 256 || kEntries == 128);
   const __m512i transposed = _mm512_permutexvar_epi8(Load(kTransposeOrder), index);
-  const __mmask64 high = _mm512_movepi8_mask(transposed);
   __m512i plane[4];
-  for (int j = 0; j < 4; ++j) plane[j] = Lookup256(planes[j].data(), transposed, high);
+  if constexpr (kEntries == 256) {
+    const __mmask64 high = _mm512_movepi8_mask(transposed);
+    for (int j = 0; j < 4; ++j) plane[j] = Lookup256(planes[j].data(), transposed, high);
+  } else {
+    for (int j = 0; j < 4; ++j) plane[j] = Lookup128(planes[j].data(), transposed);
+  }
   PlanesToDwords(plane, dwords);
 }
 
@@ -83,8 +95,8 @@ HWY_INLINE void Decode64(const quant::Q8LookupTables& t, const std::uint8_t* cod
   __m512i bits[4];
   LookupDwords(t.value_planes, _mm512_maskz_loadu_epi8(valid, codes), bits);
   const __m512 scale = _mm512_set1_ps(absmax);
-  for (int k = 0; k < 4; ++k) {
-    _mm512_storeu_ps(values + 16 * k, _mm512_mul_ps(_mm512_castsi512_ps(bits[k]), scale));
+  for (int q = 0; q < 4; ++q) {
+    _mm512_storeu_ps(values + 16 * q, _mm512_mul_ps(_mm512_castsi512_ps(bits[q]), scale));
   }
 }
 
@@ -126,13 +138,19 @@ HWY_INLINE __m512i Encode64(const quant::Q8LookupTables& t, const float* values,
     const __m512i upper = Lookup256(t.bucket_base.data() + 256, index, _mm512_movepi8_mask(index));
     base = _mm512_mask_blend_epi8(above, base, upper);
   }
+  // The code moves from base to base + 1 at threshold[base]; saturating, so that base 255
+  // stays (its 128-entry half-table lookup wraps; the unsigned one says "stay" anyway).
   __m512i threshold[4];
-  LookupDwords(t.threshold_planes, base, threshold);
+  if constexpr (kSigned) {  // base >= 127: the positive half
+    LookupDwords(t.positive_threshold_planes, _mm512_subs_epu8(base, _mm512_set1_epi8(127)), threshold);
+  } else {
+    LookupDwords(t.threshold_planes, base, threshold);
+  }
   const __mmask64 moves = Join(_mm512_cmpge_epu32_mask(magnitude[0], threshold[0]),
                                _mm512_cmpge_epu32_mask(magnitude[1], threshold[1]),
                                _mm512_cmpge_epu32_mask(magnitude[2], threshold[2]),
                                _mm512_cmpge_epu32_mask(magnitude[3], threshold[3]));
-  __m512i code = _mm512_mask_add_epi8(base, moves, base, _mm512_set1_epi8(1));
+  __m512i code = _mm512_mask_adds_epu8(base, moves, base, _mm512_set1_epi8(1));
   if constexpr (kSigned) {
     const __mmask64 negative = _mm512_kunpackd(_mm512_movepi16_mask(top23), _mm512_movepi16_mask(top01));
     const __m512i mirrored = _mm512_min_epu8(_mm512_subs_epu8(_mm512_set1_epi8(static_cast<char>(254)), code),
