@@ -182,7 +182,7 @@ float hash_value(std::uint64_t i, std::uint64_t seed, float scale) {
 class Buffers {
  public:
   Buffers(DType dtype, std::int64_t numel, std::uint64_t seed)
-      : dtype_(dtype), numel_(numel),
+      : dtype_(dtype),
         param_(alloc(numel * static_cast<std::int64_t>(dtype_size(dtype)))),
         grad_(alloc(numel * static_cast<std::int64_t>(dtype_size(dtype)))) {
     constexpr std::int64_t kTask = std::int64_t{1} << 16;
@@ -225,7 +225,6 @@ class Buffers {
   }
 
   DType dtype_;
-  std::int64_t numel_;
   Memory param_, grad_;
 };
 

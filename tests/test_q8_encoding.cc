@@ -110,38 +110,33 @@ TEST(Q8SignRule, KeepsSmallNegativesNegative) {
   EXPECT_EQ(encode_reference(code, 1e-30f), code.zero_index);
 }
 
-TEST_P(Q8Encoding, BucketTableMatchesReference) {
-  const bool is_signed = GetParam();
+// encode(x) == encode_reference(x) on the probes and on every 61st float of [0, 1] (and
+// of [-1, 0] for the signed code).
+template <class Encoder>
+void expect_matches_reference(bool is_signed, const Encoder& encoder) {
   const DynamicCode& code = code_of(is_signed);
-  const Q8BucketTable& table = is_signed ? signed_bucket_table() : unsigned_bucket_table();
   for (float x : probes(is_signed)) {
-    ASSERT_EQ(table.encode(x), encode_reference(code, x)) << "x = " << x;
+    ASSERT_EQ(encoder.encode(x), encode_reference(code, x)) << "x = " << x;
   }
-  // Every 61st float of [0, 1] (and of [-1, 0] for the signed code).
   for (std::uint32_t bits = 0; bits <= 0x3F800000u; bits += 61) {
     for (std::uint32_t sign : {0u, 0x80000000u}) {
       if (sign != 0 && !is_signed) continue;
       const float x = bits_float(sign | bits);
-      ASSERT_EQ(table.encode(x), encode_reference(code, x)) << "x = " << x;
+      ASSERT_EQ(encoder.encode(x), encode_reference(code, x)) << "x = " << x;
     }
   }
 }
 
+TEST_P(Q8Encoding, BucketTableMatchesReference) {
+  const bool is_signed = GetParam();
+  expect_matches_reference(is_signed, is_signed ? signed_bucket_table() : unsigned_bucket_table());
+}
+
 TEST_P(Q8Encoding, ByteLookupEncoderMatchesReference) {
   const bool is_signed = GetParam();
-  const DynamicCode& code = code_of(is_signed);
   const Q8LookupTables& tables = is_signed ? signed_lookup_tables() : unsigned_lookup_tables();
   EXPECT_LE(tables.num_buckets, is_signed ? 256 : 512);  // what the SIMD lookups cover
-  for (float x : probes(is_signed)) {
-    ASSERT_EQ(tables.encode(x), encode_reference(code, x)) << "x = " << x;
-  }
-  for (std::uint32_t bits = 0; bits <= 0x3F800001u; bits += 61) {
-    for (std::uint32_t sign : {0u, 0x80000000u}) {
-      if (sign != 0 && !is_signed) continue;
-      const float x = bits_float(sign | bits);
-      ASSERT_EQ(tables.encode(x), encode_reference(code, x)) << "x = " << x;
-    }
-  }
+  expect_matches_reference(is_signed, tables);
 }
 
 TEST_P(Q8Encoding, DecodeOfEncodeWithinBudget) {

@@ -86,11 +86,6 @@ Q8LookupTables make_q8_lookup_tables(const DynamicCode& code) {
       t.threshold_planes[j][c] = static_cast<std::uint8_t>(t.threshold[c] >> (8 * j));
     }
   }
-  if (t.is_signed) {
-    for (int k = 0; k < 128; ++k) {
-      for (int j = 0; j < 4; ++j) t.positive_threshold_planes[j][k] = t.threshold_planes[j][127 + k];
-    }
-  }
   return t;
 }
 

@@ -44,9 +44,6 @@ struct Q8LookupTables {
   std::array<std::array<std::uint8_t, kCodeSize>, 4> value_planes{};
   std::array<std::array<std::uint8_t, kCodeSize>, 4> threshold_planes{};
   bool is_signed = false;
-  // Signed code only: the byte planes of threshold[127 + k] for k in [0, 128), the
-  // positive half, where step 3 looks (bases are 127 to 255; 255 never moves).
-  std::array<std::array<std::uint8_t, 128>, 4> positive_threshold_planes{};
 
   // The encoder of the note, one value at a time: what the SIMD code computes.
   std::uint8_t encode(float x) const;

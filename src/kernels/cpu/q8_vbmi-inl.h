@@ -72,11 +72,12 @@ HWY_INLINE __m512i Lookup128(const std::uint8_t* table, __m512i index) {
   return _mm512_permutex2var_epi8(Load(table), index, Load(table + 64));
 }
 
-// The 32-bit table entries for 64 byte indices in element order, as 4 x 16 dwords, from
-// byte planes of 256 or 128 entries (a 128-entry table uses the index's low 7 bits).
+// The 32-bit entries of a table stored as 4 byte planes, for 64 byte indices, in element
+// order as 4 x 16 dwords. kEntries 256: planes[j][index]; kEntries 128: the 128 entries
+// from planes[j][first], picked by the index's low 7 bits.
 template <std::size_t kEntries>
-HWY_INLINE void LookupDwords(const std::array<std::array<std::uint8_t, kEntries>, 4>& planes,
-                             __m512i index, __m512i (&dwords)[4]) {
+HWY_INLINE void LookupDwords(const std::array<std::array<std::uint8_t, 256>, 4>& planes,
+                             std::size_t first, __m512i index, __m512i (&dwords)[4]) {
   static_assert(kEntries == 256 || kEntries == 128);
   const __m512i transposed = _mm512_permutexvar_epi8(Load(kTransposeOrder), index);
   __m512i plane[4];
@@ -84,7 +85,7 @@ HWY_INLINE void LookupDwords(const std::array<std::array<std::uint8_t, kEntries>
     const __mmask64 high = _mm512_movepi8_mask(transposed);
     for (int j = 0; j < 4; ++j) plane[j] = Lookup256(planes[j].data(), transposed, high);
   } else {
-    for (int j = 0; j < 4; ++j) plane[j] = Lookup128(planes[j].data(), transposed);
+    for (int j = 0; j < 4; ++j) plane[j] = Lookup128(planes[j].data() + first, transposed);
   }
   PlanesToDwords(plane, dwords);
 }
@@ -93,7 +94,7 @@ HWY_INLINE void LookupDwords(const std::array<std::array<std::uint8_t, kEntries>
 HWY_INLINE void Decode64(const quant::Q8LookupTables& t, const std::uint8_t* codes,
                          __mmask64 valid, float absmax, float* values) {
   __m512i bits[4];
-  LookupDwords(t.value_planes, _mm512_maskz_loadu_epi8(valid, codes), bits);
+  LookupDwords<256>(t.value_planes, 0, _mm512_maskz_loadu_epi8(valid, codes), bits);
   const __m512 scale = _mm512_set1_ps(absmax);
   for (int q = 0; q < 4; ++q) {
     _mm512_storeu_ps(values + 16 * q, _mm512_mul_ps(_mm512_castsi512_ps(bits[q]), scale));
@@ -141,10 +142,10 @@ HWY_INLINE __m512i Encode64(const quant::Q8LookupTables& t, const float* values,
   // The code moves from base to base + 1 at threshold[base]; saturating, so that base 255
   // stays (its 128-entry half-table lookup wraps; the unsigned one says "stay" anyway).
   __m512i threshold[4];
-  if constexpr (kSigned) {  // base >= 127: the positive half
-    LookupDwords(t.positive_threshold_planes, _mm512_subs_epu8(base, _mm512_set1_epi8(127)), threshold);
+  if constexpr (kSigned) {  // base >= 127: the positive half, one byte lookup per plane
+    LookupDwords<128>(t.threshold_planes, 127, _mm512_subs_epu8(base, _mm512_set1_epi8(127)), threshold);
   } else {
-    LookupDwords(t.threshold_planes, base, threshold);
+    LookupDwords<256>(t.threshold_planes, 0, base, threshold);
   }
   const __mmask64 moves = Join(_mm512_cmpge_epu32_mask(magnitude[0], threshold[0]),
                                _mm512_cmpge_epu32_mask(magnitude[1], threshold[1]),
