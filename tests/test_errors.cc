@@ -95,12 +95,9 @@ const ErrorCase kErrorCases[] = {
     {"AmsgradWith8BitState", kOptionStages, kGroup,
      "amsgrad=True is not supported with 8-bit state \\(optim_bits=8\\)",
      [](Target& t) { t.options.amsgrad = true; }},
-    {"PlacementPaged", kOptionStages, kGroup,
-     "expected placement 'device', got 'paged': this build supports only 'device'",
-     [](Target& t) { t.options.placement = Placement::kPaged; }},
-    {"PlacementOffload", kOptionStages, kGroup, "expected placement 'device', got 'offload'",
-     [](Target& t) { t.options.placement = Placement::kOffload; }},
-    {"PlacementCpuStep", kOptionStages, kGroup, "expected placement 'device', got 'cpu_step'",
+    {"PlacementCpuStep", kOptionStages, kGroup,
+     "expected placement 'device', 'paged' or 'offload', got 'cpu_step': 'cpu_step' .* needs the "
+     "CUDA backend",
      [](Target& t) { t.options.placement = Placement::kCpuStep; }},
 
     // Parameters and gradients.
@@ -129,6 +126,20 @@ const ErrorCase kErrorCases[] = {
     {"GradDTypeMismatch", kParamStages, kParam1,
      "expected gradient dtype float32 \\(the parameter's\\), got bfloat16",
      [](Target& t) { t.param1.grad.dtype = DType::kBFloat16; }},
+
+    // Per-parameter overrides.
+    {"OverrideOptimBits4", kParamStages, kParam1, "expected optim_bits 32 or 8, got 4",
+     [](Target& t) { t.param1.overrides.optim_bits = 4; }},
+    {"OverrideCpuStep", kParamStages, kParam1,
+     "expected placement 'device', 'paged' or 'offload', got 'cpu_step'",
+     [](Target& t) { t.param1.overrides.placement = Placement::kCpuStep; }},
+    {"Override8BitWithAmsgrad", kParamStages, kParam1,
+     "amsgrad=True is not supported with 8-bit state",
+     [](Target& t) {
+       t.options.optim_bits = 32;
+       t.options.amsgrad = true;
+       t.param1.overrides.optim_bits = 8;
+     }},
 
     // Memory shared between parameters. Equal starts sort in either order.
     {"SameParameterInTwoGroups", kParamStages, "",

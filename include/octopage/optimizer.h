@@ -3,10 +3,13 @@
 // Framework-free: adapters (Python, LibTorch) copy their param_groups into it.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "octopage/memory_report.h"
@@ -17,19 +20,30 @@ namespace octopage {
 
 namespace engine {
 struct ParamState;
+class Tiers;
 }
+
+// Per-parameter overrides of its group's state options (like bitsandbytes'
+// GlobalOptimManager.override_config): unset fields follow the group. They apply when
+// the parameter's state is created.
+struct ParamOverrides {
+  std::optional<int> optim_bits;
+  std::optional<Placement> placement;
+};
 
 // A parameter and its gradient. The gradient has the parameter's element count, dtype
 // and device; grad.data == nullptr means "no gradient this step": step() skips it.
 struct Parameter {
   TensorRef value;
   TensorRef grad;
+  ParamOverrides overrides{};
 };
 
 // A copy of one parameter's state. step == 0 means it has none yet.
 struct StateSnapshot {
   std::int64_t step = 0;
   StateFormat format = StateFormat::kFp32;
+  Placement placement = Placement::kDevice;
   // kFp32: state1 is torch's exp_avg, state2 exp_avg_sq, state2_max max_exp_avg_sq
   // (amsgrad only).
   std::vector<float> state1, state2, state2_max;
@@ -64,8 +78,10 @@ class ParamGroup {
 
 class Optimizer {
  public:
-  // Groups added without options take `defaults`.
-  explicit Optimizer(Rule rule, GroupOptions defaults);
+  // Groups added without options take `defaults`. `tiers` says where `paged` and
+  // `offload` state goes; an offload_dir that is missing or not writable, or a ring that
+  // cannot hold three chunks, is an error here, before any state exists.
+  explicit Optimizer(Rule rule, GroupOptions defaults, TierOptions tiers = {});
   explicit Optimizer(Rule rule) : Optimizer(rule, default_options(rule)) {}
   ~Optimizer();
   Optimizer(Optimizer&&) noexcept;
@@ -84,19 +100,34 @@ class Optimizer {
   ParamGroup& param_group(std::size_t i) { return groups_.at(i); }
   const ParamGroup& param_group(std::size_t i) const { return groups_.at(i); }
 
-  // Updates every parameter that has a gradient, on all threads (see threads.h).
-  // Every input is checked and all new state is allocated before anything is
-  // modified: when step() throws, parameters and state are as they were.
+  // Updates every parameter that has a gradient, on all threads (see threads.h), and
+  // returns when every update is complete and its state is home (in RAM, the mapping or
+  // the file). Every input is checked and all new state is allocated (file space
+  // reserved) before anything is modified: when a check or an allocation fails,
+  // parameters and state are as they were. An I/O error of `offload` state during the
+  // update is Note [Failed step].
   void step();
 
+  // A copy of a parameter's state, wherever it lives.
   StateSnapshot state(std::size_t group, std::size_t index) const;
   MemoryReport memory_report() const;
+  const TierOptions& tier_options() const { return tier_options_; }
+  // The files that hold `paged` and `offload` state (created with the first such state).
+  std::vector<std::string> state_files() const;
+  // Set after a step failed part-way (Note [Failed step]); every later step() throws.
+  bool failed() const { return !failure_.empty(); }
 
  private:
+  void check_usable() const;
+  void note_peaks();
+
   Rule rule_;
   GroupOptions defaults_;
+  TierOptions tier_options_;
+  std::unique_ptr<engine::Tiers> tiers_;
+  std::string failure_;
   std::deque<ParamGroup> groups_;  // a deque: add_param_group's references stay valid
-  std::uint64_t peak_bytes_ = 0;
+  std::array<std::uint64_t, kNumTiers> peak_bytes_{};
 };
 
 }  // namespace octopage

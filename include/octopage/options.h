@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
 
 namespace octopage {
 
@@ -12,8 +13,10 @@ namespace octopage {
 // kAdamW is torch.optim.AdamW (decoupled: p *= 1 - lr*wd).
 enum class Rule : std::uint8_t { kAdam, kAdamW };
 
-// Where optimizer state lives (see DESIGN.md, "Placement of state").
-// Only kDevice is built so far; the others are refused with a clear error.
+// Where optimizer state lives (see DESIGN.md, "Placement of state"). On the CPU:
+// kDevice: RAM. kPaged: a file-backed mapping the system pages in and out, told what
+// comes next. kOffload: a file, streamed through a fixed staging ring during step().
+// kCpuStep needs a GPU build and is refused on the CPU.
 enum class Placement : std::uint8_t { kDevice, kPaged, kOffload, kCpuStep };
 
 // How a parameter's state is stored: fp32, or 8-bit block-wise (Note [Q8 block format]).
@@ -47,6 +50,29 @@ struct GroupOptions {
   int optim_bits = 32;
   std::int64_t min_8bit_size = 4096;
   Placement placement = Placement::kDevice;
+};
+
+// How `offload` reads and writes its file.
+// kAuto: io_uring where the kernel allows it, else IO threads over pread/pwrite.
+enum class IoBackend : std::uint8_t { kAuto, kIoUring, kThreads };
+
+// The lower tier of an optimizer's `paged` and `offload` state: where its files go and
+// how state is streamed. One per optimizer; checked when the optimizer is built.
+struct TierOptions {
+  // Directory for state files; it must exist and be writable. Empty: a new temporary
+  // directory under $TMPDIR (or /tmp), removed with the optimizer.
+  std::string offload_dir;
+  // Keep the state files (and a temporary directory) when the optimizer goes away.
+  bool keep_files = false;
+  // `offload`: state is streamed through a ring of ring_bytes / chunk_bytes slots (at
+  // least 3: one read ahead, one updated, one written back) of chunk_bytes each. A
+  // chunk_bytes is a multiple of 4096; a chunk holds whole blocks of 256 values. `paged`
+  // prefetches one chunk_bytes window per state buffer ahead of the update.
+  std::uint64_t ring_bytes = std::uint64_t{32} << 20;
+  std::uint64_t chunk_bytes = std::uint64_t{4} << 20;
+  // Bypass the page cache (O_DIRECT) where the file system allows it.
+  bool direct_io = true;
+  IoBackend io_backend = IoBackend::kAuto;
 };
 
 // torch.optim's defaults for a rule: AdamW decays by 1e-2, Adam not at all.

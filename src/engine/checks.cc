@@ -42,6 +42,23 @@ void check_tensor(const TensorRef& t, const char* name, const Where& where) {
                  device_name(t.device), " buffer");
 }
 
+// The options that shape a state: of a group, or of a parameter with its overrides.
+void check_state_options(int optim_bits, Placement placement, bool amsgrad, const Where& where) {
+  OCTOPAGE_CHECK(optim_bits == 32 || optim_bits == 8, where,
+                 "expected optim_bits 32 or 8, got ", optim_bits);
+  OCTOPAGE_CHECK(!(amsgrad && optim_bits == 8), where,
+                 "amsgrad=True is not supported with 8-bit state (optim_bits=8): use "
+                 "optim_bits=32 or amsgrad=False");
+  OCTOPAGE_CHECK(placement == Placement::kDevice || placement == Placement::kPaged ||
+                     placement == Placement::kOffload,
+                 where, "expected placement 'device', 'paged' or 'offload', got '",
+                 placement_name(placement), "'",
+                 placement == Placement::kCpuStep
+                     ? ": 'cpu_step' runs a GPU's update on the CPU and needs the CUDA backend, "
+                       "which this build does not have"
+                     : "");
+}
+
 }  // namespace
 
 void check_group_options(const GroupOptions& o, std::size_t group) {
@@ -53,19 +70,18 @@ void check_group_options(const GroupOptions& o, std::size_t group) {
     OCTOPAGE_CHECK(o.betas[k] >= 0.0 && o.betas[k] < 1.0, where, "expected 0 <= betas[", k,
                    "] < 1, got ", o.betas[k]);
   }
-  OCTOPAGE_CHECK(o.optim_bits == 32 || o.optim_bits == 8, where,
-                 "expected optim_bits 32 or 8, got ", o.optim_bits);
+  check_state_options(o.optim_bits, o.placement, o.amsgrad, where);
   OCTOPAGE_CHECK(o.min_8bit_size >= 0, where, "expected min_8bit_size >= 0, got ",
                  o.min_8bit_size);
-  OCTOPAGE_CHECK(!(o.amsgrad && o.optim_bits == 8), where,
-                 "amsgrad=True is not supported with 8-bit state (optim_bits=8): use "
-                 "optim_bits=32 or amsgrad=False");
-  OCTOPAGE_CHECK(o.placement == Placement::kDevice, where, "expected placement 'device', got '",
-                 placement_name(o.placement), "': this build supports only 'device'");
 }
 
-void check_parameter(const Parameter& p, std::size_t group, std::size_t index) {
+void check_parameter(const Parameter& p, const GroupOptions& options, std::size_t group,
+                     std::size_t index) {
   const Where where{group, index, true};
+  if (p.overrides.optim_bits || p.overrides.placement) {
+    check_state_options(p.overrides.optim_bits.value_or(options.optim_bits),
+                        p.overrides.placement.value_or(options.placement), options.amsgrad, where);
+  }
   check_tensor(p.value, "parameter", where);
   if (p.grad.data == nullptr) return;  // no gradient: skipped by step()
   check_tensor(p.grad, "gradient", where);

@@ -14,7 +14,9 @@ struct ParamState;
 // `group` is a param group's index, or kDefaults for an optimizer's defaults.
 inline constexpr std::size_t kDefaults = static_cast<std::size_t>(-1);
 void check_group_options(const GroupOptions& options, std::size_t group);
-void check_parameter(const Parameter& param, std::size_t group, std::size_t index);
+// The parameter, its gradient and its overrides of `options`.
+void check_parameter(const Parameter& param, const GroupOptions& options, std::size_t group,
+                     std::size_t index);
 // An existing state must still fit its parameter and the group's options.
 void check_state_fits(const ParamState& state, const Parameter& param, const GroupOptions& options,
                       std::size_t group, std::size_t index);

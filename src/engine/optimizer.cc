@@ -1,15 +1,20 @@
-// Optimizer: groups, lazy state, and the step: check everything, allocate what is new,
-// then run one flat list of chunks (many small parameters and slices of big ones alike)
-// on the thread pool, so per-parameter overhead stays off the critical path.
+// Optimizer: groups, lazy state, and the step: check everything, give new state its home,
+// then run the offloaded records through the staging ring and one flat list of chunks
+// (many small parameters and slices of big ones alike) on the thread pool, so
+// per-parameter overhead stays off the critical path.
 #include "octopage/optimizer.h"
 
 #include <algorithm>
+#include <sstream>
 #include <utility>
 
 #include "octopage/error.h"
 #include "src/engine/checks.h"
+#include "src/engine/offload_pipeline.h"
+#include "src/engine/paged_hints.h"
 #include "src/engine/param_state.h"
 #include "src/engine/thread_pool.h"
+#include "src/engine/tiers.h"
 #include "src/kernels/cpu/cpu_kernels.h"
 #include "src/quant/formats.h"
 #include "src/rules/adam.h"
@@ -22,21 +27,50 @@ namespace {
 constexpr std::int64_t kChunkElements = std::int64_t{1} << 16;
 static_assert(kChunkElements % quant::kQ8BlockSize == 0, "chunks start on block boundaries");
 
-StateFormat format_for(const GroupOptions& options, std::int64_t numel) {
-  return options.optim_bits == 8 && numel >= options.min_8bit_size ? StateFormat::kQ8
-                                                                   : StateFormat::kFp32;
+StateFormat format_for(const GroupOptions& options, const ParamOverrides& overrides, std::int64_t numel) {
+  const int bits = overrides.optim_bits.value_or(options.optim_bits);
+  return bits == 8 && numel >= options.min_8bit_size ? StateFormat::kQ8 : StateFormat::kFp32;
 }
 
-// One task of a step: a chunk and what to run on it.
+Placement placement_for(const GroupOptions& options, const ParamOverrides& overrides) {
+  return overrides.placement.value_or(options.placement);
+}
+
+// One task of a step on state in memory: a chunk and what to run on it.
 struct Task {
   kernels::AdamKernel kernel;
   kernels::Chunk chunk;
-  std::size_t scalars;                  // index into the step's scalars
-  engine::ParamState* fresh = nullptr;  // state to zero-fill first (first step)
-  std::int64_t begin = 0;
+  std::size_t scalars;                        // index into the step's scalars
+  const engine::ParamState* fresh = nullptr;  // state to zero-fill first (first step)
 };
 
+// "param group 0, parameters 1, 4 (partly) ..." for the failure message.
+std::string list_params(const std::vector<std::pair<std::size_t, std::size_t>>& params) {
+  if (params.empty()) return "none";
+  std::ostringstream out;
+  constexpr std::size_t kShown = 12;
+  for (std::size_t i = 0; i < std::min(params.size(), kShown); ++i) {
+    out << (i ? ", " : "") << "(group " << params[i].first << ", parameter " << params[i].second << ")";
+  }
+  if (params.size() > kShown) out << " and " << params.size() - kShown << " more";
+  return out.str();
+}
+
 }  // namespace
+
+// Note [Failed step]
+// step() checks every input and reserves every new state's memory and file space before
+// it modifies anything, so those failures leave the optimizer as it was. What can still
+// fail part-way is the I/O of `offload` state. Offloaded records are updated first,
+// before any state in memory, each record's parameter elements and state together, and
+// a record counts as done only when its state is written home. When a read or write
+// fails, the step stops handing out work, waits for the I/O in flight, and throws
+// Error(kRuntime) saying which parameters were updated (parameter, state and step count
+// agree), which were partly updated, and which were not touched. If nothing was updated,
+// the optimizer is as it was and may step again. Otherwise it is marked failed: a
+// partly updated parameter's elements and state no longer match, so every later step()
+// throws rather than apply an update twice or to mismatched state; restore the model and
+// the optimizer from a checkpoint. Nothing is ever lost silently.
 
 ParamGroup::ParamGroup(std::vector<Parameter> params, GroupOptions group_options)
     : options(group_options), params_(std::move(params)), states_(params_.size()) {}
@@ -44,8 +78,10 @@ ParamGroup::~ParamGroup() = default;
 ParamGroup::ParamGroup(ParamGroup&&) noexcept = default;
 ParamGroup& ParamGroup::operator=(ParamGroup&&) noexcept = default;
 
-Optimizer::Optimizer(Rule rule, GroupOptions defaults) : rule_(rule), defaults_(defaults) {
+Optimizer::Optimizer(Rule rule, GroupOptions defaults, TierOptions tiers)
+    : rule_(rule), defaults_(defaults), tier_options_(std::move(tiers)) {
   engine::check_group_options(defaults_, engine::kDefaults);
+  tiers_ = std::make_unique<engine::Tiers>(tier_options_);
 }
 Optimizer::~Optimizer() = default;
 Optimizer::Optimizer(Optimizer&&) noexcept = default;
@@ -56,7 +92,7 @@ ParamGroup& Optimizer::add_param_group(std::vector<Parameter> params, GroupOptio
   engine::check_group_options(options, g);
   std::vector<engine::ParamSpan> spans;
   for (std::size_t i = 0; i < params.size(); ++i) {
-    engine::check_parameter(params[i], g, i);
+    engine::check_parameter(params[i], options, g, i);
     spans.push_back(engine::span_of(params[i], g, i));
   }
   for (std::size_t h = 0; h < groups_.size(); ++h) {
@@ -68,15 +104,21 @@ ParamGroup& Optimizer::add_param_group(std::vector<Parameter> params, GroupOptio
   return groups_.emplace_back(std::move(params), options);
 }
 
+void Optimizer::check_usable() const {
+  OCTOPAGE_CHECK_RUNTIME(failure_.empty(), "this optimizer cannot step again: an earlier step failed "
+                         "part-way (see Note [Failed step] in the README). That step's error: ", failure_);
+}
+
 void Optimizer::step() {
+  check_usable();
   const kernels::AdamKernelTable& kernels = kernels::cpu::cpu_kernels().adam;
   const bool decoupled = rule_ == Rule::kAdamW;
 
   // 1. Check every input; nothing is modified yet.
   struct Update {
     ParamGroup* group;
+    std::size_t group_index;
     std::size_t index;
-    StateFormat format;
   };
   std::vector<Update> updates;
   std::vector<engine::ParamSpan> spans;
@@ -85,30 +127,46 @@ void Optimizer::step() {
     engine::check_group_options(group.options, g);
     for (std::size_t i = 0; i < group.size(); ++i) {
       const Parameter& p = group.params_[i];
-      engine::check_parameter(p, g, i);
+      engine::check_parameter(p, group.options, g, i);
       if (p.grad.data == nullptr || p.value.numel == 0) continue;
       const engine::ParamState* state = group.states_[i].get();
       if (state != nullptr) engine::check_state_fits(*state, p, group.options, g, i);
-      updates.push_back({&group, i, state ? state->format : format_for(group.options, p.value.numel)});
+      updates.push_back({&group, g, i});
       spans.push_back(engine::span_of(p, g, i));
     }
   }
   engine::check_no_overlap(std::move(spans));
 
-  // 2. Allocate state for parameters stepping for the first time. Out of memory throws
-  //    here, before any update; the new buffers are then simply released.
+  // 2. Make and place state for parameters stepping for the first time, and the ring
+  //    if state is offloaded. Out of memory or file space throws here, before any update;
+  //    the new state is then simply released.
   std::vector<std::unique_ptr<engine::ParamState>> fresh(updates.size());
+  std::vector<engine::ParamState*> to_place;
+  bool offloads = false;
   for (std::size_t u = 0; u < updates.size(); ++u) {
     const Update& up = updates[u];
-    if (up.group->states_[up.index] != nullptr) continue;
     const Parameter& p = up.group->params_[up.index];
-    fresh[u] = engine::ParamState::create(up.format, p.value.dtype, p.value.numel,
-                                          up.group->options.amsgrad, host_allocator());
+    const GroupOptions& o = up.group->options;
+    if (up.group->states_[up.index] == nullptr) {
+      fresh[u] = engine::ParamState::make(format_for(o, p.overrides, p.value.numel), p.value.dtype,
+                                          p.value.numel, o.amsgrad, placement_for(o, p.overrides));
+      to_place.push_back(fresh[u].get());
+    }
+    const engine::ParamState& state = fresh[u] ? *fresh[u] : *up.group->states_[up.index];
+    offloads = offloads || state.placement == Placement::kOffload;
+  }
+  tiers_->place(to_place);
+  if (offloads) {
+    tiers_->ring();
+    tiers_->io_queue();
   }
 
-  // 3. Plan: the step's scalars per parameter, its elements cut into chunks.
+  // 3. Plan: the step's scalars per parameter; offloaded state as records, state in
+  //    memory cut into chunks.
   std::vector<rules::AdamScalars> scalars(updates.size());
+  std::vector<engine::OffloadRecord> records;
   std::vector<Task> tasks;
+  engine::PagedHints hints(tier_options_.chunk_bytes);
   for (std::size_t u = 0; u < updates.size(); ++u) {
     const Update& up = updates[u];
     engine::ParamState& state = fresh[u] ? *fresh[u] : *up.group->states_[up.index];
@@ -119,17 +177,58 @@ void Optimizer::step() {
         kernels.get(kernels::adam_variant(decoupled, state.amsgrad), state.format, state.dtype);
     const Parameter& p = up.group->params_[up.index];
     const bool first_step = state.step == 0;
+    if (state.placement == Placement::kOffload) {
+      for (std::int64_t r = 0; r < state.num_records(); ++r) {
+        records.push_back({&state, &p, kernel, &scalars[u], r, first_step, u});
+      }
+      continue;
+    }
     for (std::int64_t begin = 0; begin < state.numel; begin += kChunkElements) {
       const std::int64_t n = std::min(kChunkElements, state.numel - begin);
-      tasks.push_back({kernel, state.chunk(p, begin, n), u, first_step ? &state : nullptr, begin});
+      const kernels::Chunk chunk = state.chunk(p, begin, n);
+      if (state.placement == Placement::kPaged) hints.add(tasks.size(), state, chunk);
+      tasks.push_back({kernel, chunk, u, first_step ? &state : nullptr});
     }
   }
 
-  // 4. Run. Kernels neither fail nor throw.
+  // 4. Run: offloaded state first (Note [Failed step]), then state in memory. Kernels
+  //    neither fail nor throw.
+  const engine::OffloadOutcome outcome = engine::run_offload_step(records, *tiers_, kChunkElements);
+  if (!outcome.error.empty()) {
+    std::vector<std::int64_t> total(updates.size()), updated(updates.size()), home(updates.size());
+    for (std::size_t r = 0; r < records.size(); ++r) {
+      const std::size_t u = records[r].owner;
+      ++total[u];
+      updated[u] += outcome.updated[r];
+      home[u] += outcome.home[r];
+    }
+    std::vector<std::pair<std::size_t, std::size_t>> done, partly, untouched;
+    for (std::size_t u = 0; u < updates.size(); ++u) {
+      const Update& up = updates[u];
+      const bool complete = total[u] > 0 && home[u] == total[u];
+      if (complete || updated[u] > 0) {  // its state now exists and is (partly) written
+        if (fresh[u] != nullptr) up.group->states_[up.index] = std::move(fresh[u]);
+        if (complete) ++up.group->states_[up.index]->step;
+      }
+      (complete ? done : updated[u] > 0 ? partly : untouched).emplace_back(up.group_index, up.index);
+    }
+    note_peaks();
+    if (done.empty() && partly.empty()) {
+      detail::throw_error(ErrorKind::kRuntime, outcome.error,
+                          ". Nothing was updated: the optimizer is as it was before this step.");
+    }
+    failure_ = outcome.error + ". The step stopped part-way. Updated: " + list_params(done) +
+               ". Partly updated (parameter and state no longer match): " + list_params(partly) +
+               ". Not updated: " + list_params(untouched) +
+               ". Restore the model and the optimizer from a checkpoint.";
+    detail::throw_error(ErrorKind::kRuntime, failure_);
+  }
+  hints.start();
   engine::ThreadPool::instance().parallel_for(
       static_cast<std::int64_t>(tasks.size()), [&](std::int64_t t) {
         const Task& task = tasks[static_cast<std::size_t>(t)];
-        if (task.fresh != nullptr) task.fresh->zero_fill(task.begin, task.chunk.n);
+        hints.on_task(static_cast<std::size_t>(t));
+        if (task.fresh != nullptr) task.fresh->zero_fill(task.chunk);
         task.kernel(task.chunk, scalars[task.scalars]);
       });
   for (std::size_t u = 0; u < updates.size(); ++u) {
@@ -137,7 +236,12 @@ void Optimizer::step() {
     if (fresh[u] != nullptr) up.group->states_[up.index] = std::move(fresh[u]);
     ++up.group->states_[up.index]->step;
   }
-  peak_bytes_ = std::max(peak_bytes_, memory_report().total_state_bytes());
+  note_peaks();
+}
+
+void Optimizer::note_peaks() {
+  const MemoryReport report = memory_report();
+  for (std::size_t t = 0; t < kNumTiers; ++t) peak_bytes_[t] = report.peak_bytes[t];
 }
 
 StateSnapshot Optimizer::state(std::size_t group, std::size_t index) const {
@@ -145,21 +249,31 @@ StateSnapshot Optimizer::state(std::size_t group, std::size_t index) const {
   OCTOPAGE_CHECK(index < g.size(), "expected a parameter index below ", g.size(),
                  " in param group ", group, ", got ", index);
   const engine::ParamState* state = g.states_[index].get();
-  return state != nullptr ? state->snapshot() : StateSnapshot{};
+  return state != nullptr ? state->snapshot(tiers_->offload_file()) : StateSnapshot{};
 }
+
+std::vector<std::string> Optimizer::state_files() const { return tiers_->files(); }
 
 MemoryReport Optimizer::memory_report() const {
   MemoryReport report;
   for (const ParamGroup& group : groups_) {
     for (const auto& state : group.states_) {
       if (state == nullptr) continue;
-      report.state_bytes[static_cast<std::size_t>(Tier::kHost)] += state->bytes();
+      const Tier tier = state->placement == Placement::kDevice ? Tier::kHost : Tier::kFile;
+      report.state_bytes[static_cast<std::size_t>(tier)] += state->bytes();
       const bool q8 = state->format == StateFormat::kQ8;
       (q8 ? report.tensors_8bit : report.tensors_32bit) += 1;
       (q8 ? report.elements_8bit : report.elements_32bit) += state->numel;
     }
   }
-  report.peak_bytes = std::max(peak_bytes_, report.total_state_bytes());
+  report.staging_bytes = tiers_->staging_bytes();
+  report.staging_tier = Tier::kHost;
+  report.paged_resident_bytes = tiers_->paged_resident_bytes();
+  for (std::size_t t = 0; t < kNumTiers; ++t) {
+    std::uint64_t now = report.state_bytes[t];
+    if (t == static_cast<std::size_t>(report.staging_tier)) now += report.staging_bytes;
+    report.peak_bytes[t] = std::max(peak_bytes_[t], now);
+  }
   return report;
 }
 

@@ -1,97 +1,175 @@
 #include "src/engine/param_state.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
+#include "octopage/error.h"
+#include "src/memory/io_queue.h"
 #include "src/quant/dynamic_code.h"
 #include "src/quant/formats.h"
 
 namespace octopage::engine {
 namespace {
 
-constexpr const char* kStateNames[3] = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
+// The state arrays of one record of n elements laid out as Note [Offload records] says.
+struct RecordLayout {
+  std::uint64_t absmax[2] = {0, 0};
+  std::uint64_t values[3] = {0, 0, 0};
+  std::uint64_t bytes = 0;
+};
 
-template <class T>
-std::vector<T> copy_of(const memory::Buffer& buffer) {
-  const T* data = buffer.as<const T>();
-  return std::vector<T>(data, data + buffer.bytes() / sizeof(T));
+RecordLayout record_layout(const ParamState& s, std::int64_t n) {
+  RecordLayout layout;
+  std::uint64_t at = 0;
+  for (int k = 0; k < s.num_absmax(); ++k) {
+    layout.absmax[k] = at;
+    at += s.absmax_bytes(n);
+  }
+  for (int k = 0; k < s.num_states; ++k) {
+    layout.values[k] = at;
+    at += s.array_bytes(k, n);
+  }
+  layout.bytes = at;
+  return layout;
 }
 
 }  // namespace
 
-std::unique_ptr<ParamState> ParamState::create(StateFormat format, DType dtype,
-                                               std::int64_t numel, bool amsgrad,
-                                               Allocator& allocator) {
+std::unique_ptr<ParamState> ParamState::make(StateFormat format, DType dtype, std::int64_t numel,
+                                             bool amsgrad, Placement placement) {
   auto state = std::make_unique<ParamState>();
   state->format = format;
   state->dtype = dtype;
+  state->placement = placement;
   state->numel = numel;
   state->amsgrad = amsgrad;
   state->num_states = amsgrad ? 3 : 2;
-  const auto n = static_cast<std::size_t>(numel);
-  for (int k = 0; k < state->num_states; ++k) {
-    const std::size_t bytes = format == StateFormat::kQ8 ? n : n * sizeof(float);
-    state->values[k] = memory::Buffer(allocator, bytes, kStateNames[k]);
-    if (format == StateFormat::kQ8) {
-      const auto blocks = static_cast<std::size_t>(quant::q8_num_blocks(numel));
-      state->absmax[k] = memory::Buffer(allocator, blocks * sizeof(float), "absmax");
-    }
-  }
   return state;
 }
 
-std::uint64_t ParamState::bytes() const {
-  std::uint64_t total = 0;
-  for (const memory::Buffer& b : values) total += b.bytes();
-  for (const memory::Buffer& b : absmax) total += b.bytes();
-  return total;
+std::uint64_t ParamState::array_bytes(int, std::int64_t n) const {
+  return static_cast<std::uint64_t>(n) * value_bytes();
 }
 
-void ParamState::zero_fill(std::int64_t begin, std::int64_t n) {
-  const auto first = static_cast<std::size_t>(begin);
-  const auto count = static_cast<std::size_t>(n);
-  if (format == StateFormat::kFp32) {
-    for (int k = 0; k < num_states; ++k) std::fill_n(values[k].as<float>() + first, count, 0.0f);
-    return;
-  }
-  const std::uint8_t zero_code[2] = {quant::signed_code().zero_index,
-                                     quant::unsigned_code().zero_index};
-  const auto first_block = static_cast<std::size_t>(begin / quant::kQ8BlockSize);
-  const auto blocks = static_cast<std::size_t>(quant::q8_num_blocks(n));
-  for (int k = 0; k < num_states; ++k) {
-    std::memset(values[k].as<std::uint8_t>() + first, zero_code[k], count);
-    std::fill_n(absmax[k].as<float>() + first_block, blocks, 0.0f);
-  }
+std::uint64_t ParamState::absmax_bytes(std::int64_t n) const {
+  return format == StateFormat::kQ8 ? static_cast<std::uint64_t>(quant::q8_num_blocks(n)) * sizeof(float) : 0;
 }
 
-kernels::Chunk ParamState::chunk(const Parameter& param, std::int64_t begin,
-                                 std::int64_t n) const {
+std::uint64_t ParamState::bytes_of(std::int64_t n) const {
+  return num_states * array_bytes(0, n) + num_absmax() * absmax_bytes(n);
+}
+
+std::int64_t ParamState::num_records() const {
+  return record_elements > 0 ? (numel + record_elements - 1) / record_elements : 0;
+}
+
+std::uint64_t ParamState::record_file_bytes(std::int64_t r) const {
+  const std::int64_t n = std::min(record_elements, numel - r * record_elements);
+  return memory::align_up(bytes_of(n), memory::kFileAlignment);
+}
+
+std::uint64_t ParamState::file_bytes() const {
+  const std::int64_t records = num_records();
+  return records == 0 ? 0 : (records - 1) * record_stride + record_file_bytes(records - 1);
+}
+
+kernels::Chunk ParamState::chunk(const Parameter& param, std::int64_t begin, std::int64_t n) const {
   const std::size_t element = dtype_size(dtype);
   kernels::Chunk c;
-  c.param = static_cast<char*>(param.value.data) + begin * element;
-  c.grad = static_cast<const char*>(param.grad.data) + begin * element;
+  if (param.value.data != nullptr) c.param = static_cast<char*>(param.value.data) + begin * element;
+  if (param.grad.data != nullptr) c.grad = static_cast<const char*>(param.grad.data) + begin * element;
   c.n = n;
-  const std::size_t state_element = format == StateFormat::kQ8 ? 1 : sizeof(float);
-  for (int k = 0; k < num_states; ++k) {
-    c.state[k] = values[k].as<char>() + begin * state_element;
-    if (format == StateFormat::kQ8) c.absmax[k] = absmax[k].as<float>() + begin / quant::kQ8BlockSize;
+  for (int k = 0; k < num_states; ++k) c.state[k] = values[k] + begin * value_bytes();
+  for (int k = 0; k < num_absmax(); ++k) c.absmax[k] = absmax[k] + begin / quant::kQ8BlockSize;
+  return c;
+}
+
+kernels::Chunk ParamState::record_chunk(const Parameter& param, char* record, std::int64_t begin,
+                                        std::int64_t n) const {
+  const std::int64_t first = begin / record_elements * record_elements;
+  const RecordLayout layout = record_layout(*this, std::min(record_elements, numel - first));
+  const std::int64_t offset = begin - first;
+  kernels::Chunk c = chunk(param, begin, n);
+  for (int k = 0; k < num_states; ++k) c.state[k] = record + layout.values[k] + offset * value_bytes();
+  for (int k = 0; k < num_absmax(); ++k) {
+    c.absmax[k] = reinterpret_cast<float*>(record + layout.absmax[k]) + offset / quant::kQ8BlockSize;
   }
   return c;
 }
 
-StateSnapshot ParamState::snapshot() const {
+void ParamState::zero_fill(const kernels::Chunk& c) const {
+  const auto count = static_cast<std::size_t>(c.n);
+  if (format == StateFormat::kFp32) {
+    for (int k = 0; k < num_states; ++k) std::fill_n(static_cast<float*>(c.state[k]), count, 0.0f);
+    return;
+  }
+  const std::uint8_t zero_code[2] = {quant::signed_code().zero_index, quant::unsigned_code().zero_index};
+  const auto blocks = static_cast<std::size_t>(quant::q8_num_blocks(c.n));
+  for (int k = 0; k < num_states; ++k) {
+    std::memset(c.state[k], zero_code[k], count);
+    std::fill_n(c.absmax[k], blocks, 0.0f);
+  }
+}
+
+StateSnapshot ParamState::snapshot(const memory::StateFile* file) const {
   StateSnapshot s;
   s.step = step;
   s.format = format;
-  if (format == StateFormat::kFp32) {
-    s.state1 = copy_of<float>(values[0]);
-    s.state2 = copy_of<float>(values[1]);
-    if (amsgrad) s.state2_max = copy_of<float>(values[2]);
+  s.placement = placement;
+  std::vector<std::uint8_t> arrays[3];
+  std::vector<float> absmaxes[2];
+  for (int k = 0; k < num_states; ++k) arrays[k].resize(array_bytes(k, numel));
+  for (int k = 0; k < num_absmax(); ++k) absmaxes[k].resize(absmax_bytes(numel) / sizeof(float));
+  const auto copy_out = [&](const kernels::Chunk& c, std::int64_t begin) {
+    for (int k = 0; k < num_states; ++k) {
+      std::memcpy(arrays[k].data() + begin * value_bytes(), c.state[k], array_bytes(k, c.n));
+    }
+    for (int k = 0; k < num_absmax(); ++k) {
+      std::memcpy(absmaxes[k].data() + begin / quant::kQ8BlockSize, c.absmax[k], absmax_bytes(c.n));
+    }
+  };
+  const Parameter none{};
+  if (placement != Placement::kOffload) {
+    copy_out(chunk(none, 0, numel), 0);
   } else {
-    s.state1_codes = copy_of<std::uint8_t>(values[0]);
-    s.state2_codes = copy_of<std::uint8_t>(values[1]);
-    s.absmax1 = copy_of<float>(absmax[0]);
-    s.absmax2 = copy_of<float>(absmax[1]);
+    OCTOPAGE_CHECK_RUNTIME(file != nullptr, "internal error: offloaded state without its file");
+    const std::unique_ptr<char, decltype(&std::free)> record(
+        static_cast<char*>(std::aligned_alloc(memory::kFileAlignment, record_stride)), &std::free);
+    OCTOPAGE_CHECK_RUNTIME(record != nullptr, "out of memory: could not allocate ", record_stride,
+                           " bytes to read offloaded state");
+    for (std::int64_t r = 0; r < num_records(); ++r) {
+      const std::uint64_t bytes = record_file_bytes(r);
+      const auto offset = static_cast<off_t>(file_offset + r * record_stride);
+      std::uint64_t done = 0;
+      while (done < bytes) {
+        const long n = ::pread(file->fd(), record.get() + done, bytes - done, offset + static_cast<off_t>(done));
+        if (n < 0 && errno == EINTR) continue;
+        OCTOPAGE_CHECK_RUNTIME(n > 0, "could not read offloaded optimizer state from '", file->path(),
+                               "': ", memory::io_error_text(n == 0 ? memory::kEndOfFile : errno));
+        done += static_cast<std::uint64_t>(n);
+      }
+      const std::int64_t begin = r * record_elements;
+      copy_out(record_chunk(none, record.get(), begin, std::min(record_elements, numel - begin)), begin);
+    }
+  }
+  const auto as_floats = [](const std::vector<std::uint8_t>& bytes) {
+    std::vector<float> values(bytes.size() / sizeof(float));
+    std::memcpy(values.data(), bytes.data(), bytes.size());
+    return values;
+  };
+  if (format == StateFormat::kFp32) {
+    s.state1 = as_floats(arrays[0]);
+    s.state2 = as_floats(arrays[1]);
+    if (amsgrad) s.state2_max = as_floats(arrays[2]);
+  } else {
+    s.state1_codes = std::move(arrays[0]);
+    s.state2_codes = std::move(arrays[1]);
+    s.absmax1 = std::move(absmaxes[0]);
+    s.absmax2 = std::move(absmaxes[1]);
   }
   return s;
 }

@@ -1,38 +1,79 @@
-// One parameter's optimizer state: its format, step count and buffers. Created when the
-// parameter first has a gradient; zero-filled by the first step's workers, chunk by
-// chunk, so the pages are first touched by the thread that updates them.
+// One parameter's optimizer state: its format, step count, placement and where its bytes
+// are. Created when the parameter first has a gradient; placed by engine::Tiers; zero-
+// filled by the first step's workers, chunk by chunk, so the pages are first touched by
+// the thread that updates them.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 
-#include "octopage/allocator.h"
 #include "octopage/optimizer.h"
 #include "src/kernels/chunk.h"
 #include "src/memory/buffer.h"
+#include "src/memory/mapped_region.h"
+#include "src/memory/state_file.h"
 
 namespace octopage::engine {
 
+// Note [Offload records]
+// `offload` state is stored chunk-major: the parameter's elements are cut into records
+// of record_elements (a multiple of the 8-bit block), and a record holds everything the
+// update of those elements needs, so it moves in one read and one write:
+//   [absmax of each 8-bit state][values or codes of state 0][state 1][state 2]
+// (absmax first keeps the floats aligned whatever the codes' length). Records start
+// record_stride bytes apart (a multiple of the file alignment, for direct I/O); the last
+// one is shorter.
 struct ParamState {
   std::int64_t step = 0;
   StateFormat format = StateFormat::kFp32;
   DType dtype = DType::kFloat32;
+  Placement placement = Placement::kDevice;
   std::int64_t numel = 0;
   bool amsgrad = false;
   int num_states = 0;
-  memory::Buffer values[3];  // fp32 values, or 8-bit codes
-  memory::Buffer absmax[2];  // 8-bit state only
 
-  // Allocates (does not fill) the state; throws Error(kRuntime) when memory is short.
-  static std::unique_ptr<ParamState> create(StateFormat format, DType dtype, std::int64_t numel,
-                                            bool amsgrad, Allocator& allocator);
+  // kDevice and kPaged: the state arrays in memory, owned by `buffers` (device) or
+  // `mapping` (paged; shared by the states placed in the same step).
+  char* values[3] = {nullptr, nullptr, nullptr};  // fp32 values, or 8-bit codes
+  float* absmax[2] = {nullptr, nullptr};          // 8-bit state only
+  memory::Buffer buffers[5];
+  std::shared_ptr<memory::MappedRegion> mapping;
 
-  std::uint64_t bytes() const;
-  // Writes the zero state of elements [begin, begin + n); begin is a block boundary.
-  void zero_fill(std::int64_t begin, std::int64_t n);
-  // A kernel's view of elements [begin, begin + n) of `param` and this state.
+  // kOffload: see Note [Offload records].
+  std::uint64_t file_offset = 0;
+  std::int64_t record_elements = 0;
+  std::uint64_t record_stride = 0;
+
+  // The layout only; engine::Tiers gives it a home.
+  static std::unique_ptr<ParamState> make(StateFormat format, DType dtype, std::int64_t numel,
+                                          bool amsgrad, Placement placement);
+
+  std::size_t value_bytes() const { return format == StateFormat::kQ8 ? 1 : sizeof(float); }
+  int num_absmax() const { return format == StateFormat::kQ8 ? num_states : 0; }
+  // Bytes of state array k (k < num_states) and of absmax array k, for n elements.
+  std::uint64_t array_bytes(int k, std::int64_t n) const;
+  std::uint64_t absmax_bytes(std::int64_t n) const;
+  // State bytes of n elements: every array, no alignment.
+  std::uint64_t bytes_of(std::int64_t n) const;
+  std::uint64_t bytes() const { return bytes_of(numel); }
+
+  // kOffload: records, and the bytes that record r takes in the file.
+  std::int64_t num_records() const;
+  std::uint64_t record_file_bytes(std::int64_t r) const;
+  std::uint64_t file_bytes() const;  // all records
+
+  // A kernel's view of elements [begin, begin + n) of `param` and this state, which lives
+  // in memory (kDevice, kPaged) or, for kOffload, in `record`: the staged copy of the
+  // record that holds element `begin` (begin and n within that record).
   kernels::Chunk chunk(const Parameter& param, std::int64_t begin, std::int64_t n) const;
-  StateSnapshot snapshot() const;
+  kernels::Chunk record_chunk(const Parameter& param, char* record, std::int64_t begin,
+                              std::int64_t n) const;
+  // Writes the zero state into a chunk's state.
+  void zero_fill(const kernels::Chunk& chunk) const;
+
+  // A copy of the state; kOffload reads it from `file` (throws Error(kRuntime) on I/O
+  // errors).
+  StateSnapshot snapshot(const memory::StateFile* file) const;
 };
 
 }  // namespace octopage::engine

@@ -1,0 +1,172 @@
+#include "src/engine/tiers.h"
+
+#include <cstdlib>
+
+#include "octopage/allocator.h"
+#include "octopage/error.h"
+#include "src/quant/formats.h"
+
+namespace octopage::engine {
+namespace {
+
+constexpr const char* kArrayNames[3] = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
+// The most bytes one 8-bit block of state can take: fp32 values of three states.
+constexpr std::uint64_t kMaxBlockBytes = 3 * quant::kQ8BlockSize * sizeof(float);
+
+}  // namespace
+
+void check_tier_options(const TierOptions& o) {
+  using memory::kFileAlignment;
+  OCTOPAGE_CHECK(o.chunk_bytes >= kFileAlignment && o.chunk_bytes % kFileAlignment == 0,
+                 "expected chunk_bytes to be a positive multiple of ", kFileAlignment,
+                 " (one aligned chunk holds at least one block of ", quant::kQ8BlockSize,
+                 " values, up to ", kMaxBlockBytes, " bytes of state), got ", o.chunk_bytes);
+  OCTOPAGE_CHECK(o.ring_bytes >= 3 * o.chunk_bytes, "expected ring_bytes >= 3 * chunk_bytes = ",
+                 3 * o.chunk_bytes, " (one chunk read ahead, one updated, one written back), got ",
+                 o.ring_bytes);
+  OCTOPAGE_CHECK(o.io_backend == IoBackend::kAuto || o.io_backend == IoBackend::kIoUring ||
+                     o.io_backend == IoBackend::kThreads,
+                 "expected io_backend auto, io_uring or threads, got #", static_cast<int>(o.io_backend));
+  if (!o.offload_dir.empty()) memory::check_state_directory(o.offload_dir);
+}
+
+StagingRing::StagingRing(std::uint64_t ring_bytes, std::uint64_t chunk_bytes)
+    : num_slots_(static_cast<int>(ring_bytes / chunk_bytes)), slot_bytes_(chunk_bytes) {
+  data_ = static_cast<char*>(std::aligned_alloc(memory::kFileAlignment, bytes()));
+  OCTOPAGE_CHECK_RUNTIME(data_ != nullptr, "out of memory: could not allocate the ", bytes(),
+                         "-byte staging ring for offloaded state");
+}
+
+StagingRing::~StagingRing() { std::free(data_); }
+
+Tiers::Tiers(const TierOptions& options) : options_(options), directory_(options.offload_dir, options.keep_files) {
+  check_tier_options(options_);
+}
+
+Tiers::~Tiers() {
+  io_queue_.reset();  // no I/O in flight once the queue is gone; then the files go
+}
+
+StagingRing& Tiers::ring() {
+  if (!ring_) ring_ = std::make_unique<StagingRing>(options_.ring_bytes, options_.chunk_bytes);
+  return *ring_;
+}
+
+memory::IoQueue& Tiers::io_queue() {
+  if (!io_queue_) {
+    OCTOPAGE_CHECK_RUNTIME(offload_file_ != nullptr, "internal error: no offload file for the I/O queue");
+    // Every slot may have a request in flight.
+    io_queue_ = memory::make_io_queue(options_.io_backend, offload_file_->fd(),
+                                      static_cast<unsigned>(ring().num_slots()));
+  }
+  return *io_queue_;
+}
+
+std::vector<std::string> Tiers::files() const {
+  std::vector<std::string> paths;
+  for (const auto* f : {paged_file_.get(), offload_file_.get()}) {
+    if (f != nullptr) paths.push_back(f->path());
+  }
+  return paths;
+}
+
+std::uint64_t Tiers::paged_resident_bytes() const {
+  std::uint64_t bytes = 0;
+  for (const auto& weak : mappings_) {
+    if (const auto region = weak.lock()) bytes += region->resident_bytes();
+  }
+  return bytes;
+}
+
+memory::StateFile& Tiers::file(std::unique_ptr<memory::StateFile>& slot, const char* kind, bool direct) {
+  if (!slot) slot = std::make_unique<memory::StateFile>(directory_, kind, direct);
+  return *slot;
+}
+
+void Tiers::place(const std::vector<ParamState*>& states) {
+  std::vector<ParamState*> paged, offloaded;
+  for (ParamState* s : states) {
+    if (s->placement == Placement::kPaged) paged.push_back(s);
+    if (s->placement == Placement::kOffload) offloaded.push_back(s);
+  }
+  const std::uint64_t paged_size = paged_file_ ? paged_file_->size() : 0;
+  try {
+    for (ParamState* s : states) {
+      if (s->placement == Placement::kDevice) place_in_ram(*s);
+    }
+    if (!paged.empty()) place_paged(paged);
+    if (!offloaded.empty()) place_offloaded(offloaded);
+  } catch (...) {
+    for (ParamState* s : states) {
+      for (memory::Buffer& b : s->buffers) b = memory::Buffer();
+      s->mapping.reset();
+    }
+    if (paged_file_) paged_file_->shrink_to(paged_size);
+    throw;
+  }
+}
+
+void Tiers::place_in_ram(ParamState& s) {
+  for (int k = 0; k < s.num_states; ++k) {
+    s.buffers[k] = memory::Buffer(host_allocator(), s.array_bytes(k, s.numel), kArrayNames[k]);
+    s.values[k] = s.buffers[k].as<char>();
+  }
+  for (int k = 0; k < s.num_absmax(); ++k) {
+    s.buffers[3 + k] = memory::Buffer(host_allocator(), s.absmax_bytes(s.numel), "absmax");
+    s.absmax[k] = s.buffers[3 + k].as<float>();
+  }
+}
+
+// One region for all: every array starts on its own page, so the prefetch and release
+// hints of one array never touch another's pages.
+void Tiers::place_paged(const std::vector<ParamState*>& states) {
+  using memory::align_up;
+  std::uint64_t total = 0;
+  for (const ParamState* s : states) {
+    for (int k = 0; k < s->num_states; ++k) total += align_up(s->array_bytes(k, s->numel), memory::kFileAlignment);
+    for (int k = 0; k < s->num_absmax(); ++k) total += align_up(s->absmax_bytes(s->numel), memory::kFileAlignment);
+  }
+  memory::StateFile& f = file(paged_file_, "paged", false);
+  const std::uint64_t offset = f.reserve(total);
+  std::shared_ptr<memory::MappedRegion> region;
+  try {
+    region = std::make_shared<memory::MappedRegion>(f, offset, total);
+  } catch (...) {
+    f.shrink_to(offset);
+    throw;
+  }
+  mappings_.push_back(region);
+  std::uint64_t at = 0;
+  for (ParamState* s : states) {
+    s->mapping = region;
+    for (int k = 0; k < s->num_states; ++k) {
+      s->values[k] = region->data() + at;
+      at += align_up(s->array_bytes(k, s->numel), memory::kFileAlignment);
+    }
+    for (int k = 0; k < s->num_absmax(); ++k) {
+      s->absmax[k] = reinterpret_cast<float*>(region->data() + at);
+      at += align_up(s->absmax_bytes(s->numel), memory::kFileAlignment);
+    }
+  }
+}
+
+// Records as big as a ring slot allows (Note [Offload records]), laid out in the order
+// given, which is the order step() streams them in.
+void Tiers::place_offloaded(const std::vector<ParamState*>& states) {
+  std::uint64_t total = 0;
+  for (ParamState* s : states) {
+    const std::uint64_t block_bytes = s->bytes_of(quant::kQ8BlockSize);
+    const auto blocks = static_cast<std::int64_t>(options_.chunk_bytes / block_bytes);
+    s->record_elements = std::min(blocks * quant::kQ8BlockSize, s->numel);
+    s->record_stride = memory::align_up(s->bytes_of(s->record_elements), memory::kFileAlignment);
+    total += s->file_bytes();
+  }
+  memory::StateFile& f = file(offload_file_, "offload", options_.direct_io);
+  std::uint64_t at = f.reserve(total);
+  for (ParamState* s : states) {
+    s->file_offset = at;
+    at += s->file_bytes();
+  }
+}
+
+}  // namespace octopage::engine
