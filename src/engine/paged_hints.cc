@@ -25,9 +25,13 @@ void PagedHints::add(std::size_t task, const ParamState& state, const kernels::C
   for (int k = 0; k < state.num_states; ++k) add_range(c.state[k], state.array_bytes(k, c.n));
   for (int k = 0; k < state.num_absmax(); ++k) add_range(c.absmax[k], state.absmax_bytes(c.n));
   w.bytes += state.bytes_of(c.n);
+  total_bytes_ += state.bytes_of(c.n);
 }
 
-void PagedHints::start() const {
+void PagedHints::start() {
+  if (windows_.empty()) return;
+  const std::uint64_t available = memory::available_ram_bytes();
+  release_ = available == 0 || total_bytes_ > available / 2;
   prefetch(0);
 }
 
@@ -35,7 +39,7 @@ void PagedHints::on_task(std::size_t task) const {
   if (task >= opens_.size() || opens_[task] == 0) return;
   const std::size_t window = opens_[task] - 1;
   prefetch(window + 1);
-  if (window >= 2) release(window - 2);
+  if (release_ && window >= 2) release(window - 2);
 }
 
 void PagedHints::prefetch(std::size_t window) const {

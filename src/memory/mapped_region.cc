@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -56,6 +57,18 @@ std::uint64_t MappedRegion::resident_bytes() const {
   std::uint64_t pages = 0;
   for (unsigned char c : in_core) pages += c & 1;
   return std::min<std::uint64_t>(pages * page, bytes_);
+}
+
+std::uint64_t available_ram_bytes() {
+  std::FILE* f = std::fopen("/proc/meminfo", "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  unsigned long long kib = 0;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::sscanf(line, "MemAvailable: %llu kB", &kib) == 1) break;
+  }
+  std::fclose(f);
+  return static_cast<std::uint64_t>(kib) * 1024;
 }
 
 void prefetch(const void* begin, std::size_t bytes) { advise(begin, bytes, MADV_WILLNEED, false); }

@@ -35,4 +35,7 @@ class MappedRegion {
 void prefetch(const void* begin, std::size_t bytes);   // start reading it in
 void release(const void* begin, std::size_t bytes);    // done with it: first to evict
 
+// RAM the system could give without swapping (MemAvailable), or 0 when unknown.
+std::uint64_t available_ram_bytes();
+
 }  // namespace octopage::memory
