@@ -21,6 +21,7 @@ namespace octopage {
 namespace {
 
 using testing::TestParam;
+using testing::TrainingRun;
 
 GroupOptions options_for(Rule rule, int optim_bits) {
   GroupOptions o = default_options(rule);
@@ -147,42 +148,6 @@ TEST(Optimizer, EachParameterCountsItsOwnSteps) {
   expect_follows_oracle(Rule::kAdamW, false, DType::kFloat32, 12, [](int, GroupOptions&) {},
                         [](int s) { return s % 3 != 1; });
 }
-
-struct TrainingRun {
-  std::vector<TestParam> params;
-  Optimizer opt;
-  TrainingRun(Rule rule, GroupOptions options, DType dtype, const std::vector<std::int64_t>& sizes)
-      : opt(rule, options) {
-    params.reserve(sizes.size());
-    std::vector<Parameter> refs;
-    for (std::size_t k = 0; k < sizes.size(); ++k) {
-      params.emplace_back(dtype, sizes[k], 50 + k);
-      refs.push_back(params.back().parameter());
-    }
-    opt.add_param_group(refs);
-  }
-  void steps(int count) {
-    for (int s = 0; s < count; ++s) {
-      for (std::size_t k = 0; k < params.size(); ++k) params[k].set_grad(1000 * s + k);
-      opt.step();
-    }
-  }
-  // Every parameter's bytes and every byte of its state.
-  std::vector<std::vector<std::uint8_t>> bits() const {
-    std::vector<std::vector<std::uint8_t>> out;
-    for (std::size_t k = 0; k < params.size(); ++k) {
-      out.push_back(params[k].value.bytes());
-      const StateSnapshot s = opt.state(0, k);
-      for (const auto* v : {&s.state1, &s.state2, &s.state2_max, &s.absmax1, &s.absmax2}) {
-        const auto* p = reinterpret_cast<const std::uint8_t*>(v->data());
-        out.emplace_back(p, p + v->size() * sizeof(float));
-      }
-      out.push_back(s.state1_codes);
-      out.push_back(s.state2_codes);
-    }
-    return out;
-  }
-};
 
 // Sizes that span several chunks (of 65,536), odd tails and many small tensors.
 const std::vector<std::int64_t> kMixedSizes = {300000, 4096, 4097, 255, 1, 70000, 4096, 8192};

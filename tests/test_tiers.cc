@@ -36,22 +36,13 @@ TierOptions small_ring(IoBackend backend = IoBackend::kAuto) {
 // Sizes: several records and chunks, odd tails, a 1-element and many small tensors.
 const std::vector<std::int64_t> kSizes = {150001, 4096, 4099, 255, 1, 70000, 8192, 300};
 
-struct TieredRun {
-  std::vector<TestParam> params;
-  Optimizer opt;
+// TrainingRun with a schedule: at step s every parameter gets a gradient except
+// parameter s % size (from step 2 on), and lr changes, so skipped parameters and
+// changing options are covered.
+struct TieredRun : testing::TrainingRun {
   TieredRun(GroupOptions options, DType dtype, TierOptions tiers = {},
-      const std::vector<std::int64_t>& sizes = kSizes)
-      : opt(Rule::kAdamW, options, std::move(tiers)) {
-    params.reserve(sizes.size());
-    std::vector<Parameter> refs;
-    for (std::size_t k = 0; k < sizes.size(); ++k) {
-      params.emplace_back(dtype, sizes[k], 70 + k);
-      refs.push_back(params.back().parameter());
-    }
-    opt.add_param_group(refs);
-  }
-  // Step s: every parameter gets a gradient except parameter s % size (from step 2 on),
-  // and lr follows a schedule, so skipped parameters and changing options are covered.
+            const std::vector<std::int64_t>& sizes = kSizes)
+      : TrainingRun(Rule::kAdamW, options, dtype, sizes, std::move(tiers)) {}
   void step(int s) {
     ParamGroup& group = opt.param_group(0);
     for (std::size_t k = 0; k < params.size(); ++k) {
@@ -64,21 +55,6 @@ struct TieredRun {
   }
   void steps(int from, int to) {
     for (int s = from; s < to; ++s) step(s);
-  }
-  std::vector<std::vector<std::uint8_t>> bits() const {
-    std::vector<std::vector<std::uint8_t>> out;
-    for (std::size_t k = 0; k < params.size(); ++k) {
-      out.push_back(params[k].value.bytes());
-      const StateSnapshot s = opt.state(0, k);
-      out.push_back({static_cast<std::uint8_t>(s.step), static_cast<std::uint8_t>(s.format)});
-      for (const auto* v : {&s.state1, &s.state2, &s.state2_max, &s.absmax1, &s.absmax2}) {
-        const auto* p = reinterpret_cast<const std::uint8_t*>(v->data());
-        out.emplace_back(p, p + v->size() * sizeof(float));
-      }
-      out.push_back(s.state1_codes);
-      out.push_back(s.state2_codes);
-    }
-    return out;
   }
 };
 
@@ -314,7 +290,7 @@ TEST(Tiers, AnIoErrorPartWayFailsTheOptimizerAndSaysWhatWasUpdated) {
     EXPECT_EQ(offload.opt.state(0, 1).step, 2);
     EXPECT_EQ(offload.opt.state(0, 2).step, 2);
     EXPECT_EQ(offload.opt.state(0, 3).step, 2);
-    constexpr std::size_t kPerParam = 9;  // entries of bits() per parameter
+    constexpr std::size_t kPerParam = TieredRun::kBitsPerParam;
     EXPECT_NE(after[1 * kPerParam], before[1 * kPerParam]);  // parameter 1: some elements
     EXPECT_EQ(after[3 * kPerParam], before[3 * kPerParam]);  // parameter 3: untouched
     expect_error([&] { offload.step(3); }, ErrorKind::kRuntime,

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "octopage/optimizer.h"
@@ -111,6 +112,47 @@ struct TestParam {
   void set_grad(std::uint64_t seed) {
     grad.set(normal_values(static_cast<std::size_t>(grad.numel()), seed, 0.01f));
   }
+};
+
+// An optimizer over one param group of test parameters of the given sizes.
+struct TrainingRun {
+  std::vector<TestParam> params;
+  Optimizer opt;
+  TrainingRun(Rule rule, GroupOptions options, DType dtype, const std::vector<std::int64_t>& sizes,
+              TierOptions tiers = {})
+      : opt(rule, options, std::move(tiers)) {
+    params.reserve(sizes.size());
+    std::vector<Parameter> refs;
+    for (std::size_t k = 0; k < sizes.size(); ++k) {
+      params.emplace_back(dtype, sizes[k], 50 + k);
+      refs.push_back(params.back().parameter());
+    }
+    opt.add_param_group(refs);
+  }
+  // `count` steps, every parameter with a fresh gradient each step.
+  void steps(int count) {
+    for (int s = 0; s < count; ++s) {
+      for (std::size_t k = 0; k < params.size(); ++k) params[k].set_grad(1000 * s + k);
+      opt.step();
+    }
+  }
+  // Every parameter's bytes and every byte of its state, wherever the state lives.
+  std::vector<std::vector<std::uint8_t>> bits() const {
+    std::vector<std::vector<std::uint8_t>> out;
+    for (std::size_t k = 0; k < params.size(); ++k) {
+      out.push_back(params[k].value.bytes());
+      const StateSnapshot s = opt.state(0, k);
+      out.push_back({static_cast<std::uint8_t>(s.step), static_cast<std::uint8_t>(s.format)});
+      for (const auto* v : {&s.state1, &s.state2, &s.state2_max, &s.absmax1, &s.absmax2}) {
+        const auto* p = reinterpret_cast<const std::uint8_t*>(v->data());
+        out.emplace_back(p, p + v->size() * sizeof(float));
+      }
+      out.push_back(s.state1_codes);
+      out.push_back(s.state2_codes);
+    }
+    return out;
+  }
+  static constexpr std::size_t kBitsPerParam = 9;  // entries of bits() per parameter
 };
 
 // The distance between x and the next fp32 away from zero.
