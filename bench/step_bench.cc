@@ -7,7 +7,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -17,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/common.h"
 #include "bench/triad.h"
 #include "octopage/octopage.h"
 #include "src/engine/thread_pool.h"
@@ -51,14 +51,8 @@ struct Config {
   int threads = 0;
   double min_time = 1.0;
   bool quick = false;
-  bool jsonl_stdout = false;
-  std::string jsonl_path;
+  OutputOptions output;
 };
-
-[[noreturn]] void usage_error(const std::string& message) {
-  std::cerr << "octopage_bench: " << message << "\n\n" << kUsage;
-  std::exit(2);
-}
 
 std::int64_t parse_count(std::string_view text, std::string_view flag) {
   if (text.empty()) usage_error("empty value for " + std::string(flag));
@@ -86,11 +80,8 @@ Config parse_args(int argc, char** argv) {
   bool sizes_given = false, overhead_given = false, min_time_given = false;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
-    const auto eq = arg.find('=');
-    const std::string_view flag = arg.substr(0, eq);
-    std::string_view value = eq == std::string_view::npos ? "" : arg.substr(eq + 1);
-    const bool takes_value = flag != "--help" && flag != "-h" && flag != "--quick";
-    if (takes_value && eq == std::string_view::npos && i + 1 < argc) value = argv[++i];  // "--flag value"
+    const bool takes_value = arg != "--help" && arg != "-h" && arg != "--quick";
+    const auto [flag, value] = next_flag(argc, argv, i, takes_value);
     if (flag == "--help" || flag == "-h") {
       std::cout << kUsage;
       std::exit(0);
@@ -121,15 +112,7 @@ Config parse_args(int argc, char** argv) {
         usage_error("expected --min-time in (0, 600) seconds, got '" + text + "'");
       }
       min_time_given = true;
-    } else if (flag == "--format") {
-      if (value != "table" && value != "jsonl") {
-        usage_error("expected --format=table or --format=jsonl, got '" + std::string(value) + "'");
-      }
-      config.jsonl_stdout = value == "jsonl";
-    } else if (flag == "--jsonl") {
-      if (value.empty()) usage_error("expected --jsonl=PATH");
-      config.jsonl_path = value;
-    } else {
+    } else if (!config.output.parse(flag, value)) {
       usage_error("unknown option '" + std::string(arg) + "'");
     }
   }
@@ -139,42 +122,6 @@ Config parse_args(int argc, char** argv) {
     if (!min_time_given) config.min_time = 0.2;
   }
   return config;
-}
-
-// Where every figure goes: a human table on stdout (or JSON lines), and JSON lines to a
-// file when asked.
-class Output {
- public:
-  explicit Output(const Config& config) : jsonl_stdout_(config.jsonl_stdout) {
-    if (!config.jsonl_path.empty()) {
-      file_.open(config.jsonl_path);
-      if (!file_) usage_error("cannot write --jsonl file '" + config.jsonl_path + "'");
-    }
-  }
-  bool table() const { return !jsonl_stdout_; }
-  void record(const json& line) {
-    if (jsonl_stdout_) std::cout << line.dump() << std::endl;
-    if (file_.is_open()) file_ << line.dump() << std::endl;
-  }
-  template <class... Args>
-  void print(const char* format, Args... args) {
-    if (!table()) return;
-    std::printf(format, args...);
-    std::fflush(stdout);
-  }
-
- private:
-  bool jsonl_stdout_;
-  std::ofstream file_;
-};
-
-// A deterministic, cheap fill: values in [-scale, scale).
-float hash_value(std::uint64_t i, std::uint64_t seed, float scale) {
-  std::uint64_t z = (i + 1) * 0x9E3779B97F4A7C15ull ^ seed;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  z ^= z >> 31;
-  return scale * (static_cast<float>(z >> 40) * (2.0f / 16777216.0f) - 1.0f);
 }
 
 // Parameter and gradient buffers of one case, filled in parallel (first touch on the
@@ -347,7 +294,7 @@ void report_targets(const std::vector<StepResult>& results, Output& out) {
 
 int run(const Config& config) {
   if (config.threads > 0) set_num_threads(config.threads);
-  Output out(config);
+  Output out(config.output);
   const std::string target = kernels::cpu::cpu_kernels().target_name;
 
   out.print("octopage_bench: AdamW step, %d threads, SIMD target %s\n", num_threads(),
@@ -413,6 +360,8 @@ int run(const Config& config) {
 }  // namespace octopage::bench
 
 int main(int argc, char** argv) {
+  octopage::bench::g_program = "octopage_bench";
+  octopage::bench::g_usage = octopage::bench::kUsage;
   const octopage::bench::Config config = octopage::bench::parse_args(argc, argv);
   try {
     return octopage::bench::run(config);

@@ -12,7 +12,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -21,6 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/common.h"
 #include "octopage/octopage.h"
 #include "src/engine/thread_pool.h"
 #include "src/memory/io_queue.h"
@@ -90,14 +90,8 @@ struct Config {
   Model model = kModels[1];
   int steps = 5;
   TierOptions tiers;
-  bool jsonl_stdout = false;
-  std::string jsonl_path;
+  OutputOptions output;
 };
-
-[[noreturn]] void usage_error(const std::string& message) {
-  std::cerr << "octopage_tiers_bench: " << message << "\n\n" << kUsage;
-  std::exit(2);
-}
 
 std::int64_t positive(std::string_view flag, std::string_view value) {
   char* end = nullptr;
@@ -112,18 +106,12 @@ std::int64_t positive(std::string_view flag, std::string_view value) {
 Config parse(int argc, char** argv) {
   Config c;
   for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
+    const std::string_view arg = argv[i];
     if (arg == "--help") {
       std::cout << kUsage;
       std::exit(0);
     }
-    std::string_view flag = arg, value;
-    if (const auto eq = arg.find('='); eq != std::string_view::npos) {
-      flag = arg.substr(0, eq);
-      value = arg.substr(eq + 1);
-    } else if (flag.rfind("--", 0) == 0 && i + 1 < argc) {
-      value = argv[++i];
-    }
+    const auto [flag, value] = next_flag(argc, argv, i, true);
     if (flag == "--model") {
       const auto* m = std::find_if(std::begin(kModels), std::end(kModels), [&](const Model& x) { return x.name == value; });
       if (m == std::end(kModels)) usage_error("expected --model=tiny, llama-220m or llama-1b, got '" + std::string(value) + "'");
@@ -136,13 +124,7 @@ Config parse(int argc, char** argv) {
       c.tiers.ring_bytes = static_cast<std::uint64_t>(positive(flag, value)) << 20;
     } else if (flag == "--chunk-mib") {
       c.tiers.chunk_bytes = static_cast<std::uint64_t>(positive(flag, value)) << 20;
-    } else if (flag == "--format") {
-      if (value != "table" && value != "jsonl") usage_error("expected --format=table or --format=jsonl, got '" + std::string(value) + "'");
-      c.jsonl_stdout = value == "jsonl";
-    } else if (flag == "--jsonl") {
-      if (value.empty()) usage_error("expected --jsonl=PATH");
-      c.jsonl_path = value;
-    } else {
+    } else if (!c.output.parse(flag, value)) {
       usage_error("unknown option '" + std::string(arg) + "'");
     }
   }
@@ -158,17 +140,13 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// Fills fp32 values cheaply and deterministically (on all threads): the figures do not
-// depend on them, only the memory they touch does.
-void fill(float* values, std::int64_t n, std::uint32_t seed, float scale) {
+// Fills fp32 values on all threads: the figures do not depend on them, only the memory
+// they touch does.
+void fill(float* values, std::int64_t n, std::uint64_t seed, float scale) {
   constexpr std::int64_t kPiece = 1 << 20;
   engine::ThreadPool::instance().parallel_for((n + kPiece - 1) / kPiece, [&](std::int64_t p) {
-    std::uint32_t x = seed * 2654435761u + static_cast<std::uint32_t>(p) * 40503u + 1u;
     const std::int64_t end = std::min(n, (p + 1) * kPiece);
-    for (std::int64_t i = p * kPiece; i < end; ++i) {
-      x = x * 1664525u + 1013904223u;
-      values[i] = scale * (static_cast<float>(x >> 8) * (1.0f / 8388608.0f) - 1.0f);
-    }
+    for (std::int64_t i = p * kPiece; i < end; ++i) values[i] = hash_value(static_cast<std::uint64_t>(i), seed, scale);
   });
 }
 
@@ -284,16 +262,8 @@ double mib(double bytes) { return bytes / (1 << 20); }
 
 int run(int argc, char** argv) {
   const Config config = parse(argc, argv);
-  std::ofstream jsonl;
-  if (!config.jsonl_path.empty()) {
-    jsonl.open(config.jsonl_path);
-    if (!jsonl) usage_error("cannot write --jsonl file '" + config.jsonl_path + "'");
-  }
-  const auto record = [&](const json& line) {
-    if (config.jsonl_stdout) std::cout << line.dump() << std::endl;
-    if (jsonl) jsonl << line.dump() << "\n";
-  };
-  const bool table = !config.jsonl_stdout;
+  Output out(config.output);
+  const bool table = out.table();
   std::int64_t total = 0;
   for (std::int64_t n : parameter_sizes(config.model)) total += n;
   const double params_and_grads = 8.0 * static_cast<double>(total);
@@ -311,7 +281,7 @@ int run(int argc, char** argv) {
       std::fprintf(stderr, "octopage_tiers_bench: %s failed: %s\n", c.name, r["error"].get<std::string>().c_str());
       return 1;
     }
-    record(r);
+    out.record(r);
     results.push_back(r);
   }
   const std::uint64_t offload8_bytes = results[5]["state_file_bytes"];
@@ -321,7 +291,7 @@ int run(int argc, char** argv) {
     return 1;
   }
   file.erase("peak_rss_bytes");
-  record(file);
+  out.record(file);
 
   if (table) {
     std::printf("\n| %-34s |", "");
@@ -392,4 +362,8 @@ int run(int argc, char** argv) {
 }  // namespace
 }  // namespace octopage::bench
 
-int main(int argc, char** argv) { return octopage::bench::run(argc, argv); }
+int main(int argc, char** argv) {
+  octopage::bench::g_program = "octopage_tiers_bench";
+  octopage::bench::g_usage = octopage::bench::kUsage;
+  return octopage::bench::run(argc, argv);
+}

@@ -120,6 +120,7 @@ class Optimizer {
  private:
   void check_usable() const;
   void note_peaks();
+  MemoryReport report_bytes() const;  // memory_report() without asking the system
 
   Rule rule_;
   GroupOptions defaults_;

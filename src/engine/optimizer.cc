@@ -240,7 +240,7 @@ void Optimizer::step() {
 }
 
 void Optimizer::note_peaks() {
-  const MemoryReport report = memory_report();
+  const MemoryReport report = report_bytes();
   for (std::size_t t = 0; t < kNumTiers; ++t) peak_bytes_[t] = report.peak_bytes[t];
 }
 
@@ -255,6 +255,12 @@ StateSnapshot Optimizer::state(std::size_t group, std::size_t index) const {
 std::vector<std::string> Optimizer::state_files() const { return tiers_->files(); }
 
 MemoryReport Optimizer::memory_report() const {
+  MemoryReport report = report_bytes();
+  report.paged_resident_bytes = tiers_->paged_resident_bytes();  // asks the system: not per step
+  return report;
+}
+
+MemoryReport Optimizer::report_bytes() const {
   MemoryReport report;
   for (const ParamGroup& group : groups_) {
     for (const auto& state : group.states_) {
@@ -268,7 +274,6 @@ MemoryReport Optimizer::memory_report() const {
   }
   report.staging_bytes = tiers_->staging_bytes();
   report.staging_tier = Tier::kHost;
-  report.paged_resident_bytes = tiers_->paged_resident_bytes();
   for (std::size_t t = 0; t < kNumTiers; ++t) {
     std::uint64_t now = report.state_bytes[t];
     if (t == static_cast<std::size_t>(report.staging_tier)) now += report.staging_bytes;

@@ -1,9 +1,6 @@
 #include "src/engine/param_state.h"
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
@@ -35,6 +32,16 @@ RecordLayout record_layout(const ParamState& s, std::int64_t n) {
   }
   layout.bytes = at;
   return layout;
+}
+
+// The parameter side of a chunk (none for a snapshot, which has no parameter).
+kernels::Chunk param_chunk(const Parameter& param, DType dtype, std::int64_t begin, std::int64_t n) {
+  const std::size_t element = dtype_size(dtype);
+  kernels::Chunk c;
+  if (param.value.data != nullptr) c.param = static_cast<char*>(param.value.data) + begin * element;
+  if (param.grad.data != nullptr) c.grad = static_cast<const char*>(param.grad.data) + begin * element;
+  c.n = n;
+  return c;
 }
 
 }  // namespace
@@ -78,11 +85,7 @@ std::uint64_t ParamState::file_bytes() const {
 }
 
 kernels::Chunk ParamState::chunk(const Parameter& param, std::int64_t begin, std::int64_t n) const {
-  const std::size_t element = dtype_size(dtype);
-  kernels::Chunk c;
-  if (param.value.data != nullptr) c.param = static_cast<char*>(param.value.data) + begin * element;
-  if (param.grad.data != nullptr) c.grad = static_cast<const char*>(param.grad.data) + begin * element;
-  c.n = n;
+  kernels::Chunk c = param_chunk(param, dtype, begin, n);
   for (int k = 0; k < num_states; ++k) c.state[k] = values[k] + begin * value_bytes();
   for (int k = 0; k < num_absmax(); ++k) c.absmax[k] = absmax[k] + begin / quant::kQ8BlockSize;
   return c;
@@ -93,7 +96,7 @@ kernels::Chunk ParamState::record_chunk(const Parameter& param, char* record, st
   const std::int64_t first = begin / record_elements * record_elements;
   const RecordLayout layout = record_layout(*this, std::min(record_elements, numel - first));
   const std::int64_t offset = begin - first;
-  kernels::Chunk c = chunk(param, begin, n);
+  kernels::Chunk c = param_chunk(param, dtype, begin, n);
   for (int k = 0; k < num_states; ++k) c.state[k] = record + layout.values[k] + offset * value_bytes();
   for (int k = 0; k < num_absmax(); ++k) {
     c.absmax[k] = reinterpret_cast<float*>(record + layout.absmax[k]) + offset / quant::kQ8BlockSize;
@@ -142,16 +145,11 @@ StateSnapshot ParamState::snapshot(const memory::StateFile* file) const {
     OCTOPAGE_CHECK_RUNTIME(record != nullptr, "out of memory: could not allocate ", record_stride,
                            " bytes to read offloaded state");
     for (std::int64_t r = 0; r < num_records(); ++r) {
-      const std::uint64_t bytes = record_file_bytes(r);
-      const auto offset = static_cast<off_t>(file_offset + r * record_stride);
-      std::uint64_t done = 0;
-      while (done < bytes) {
-        const long n = ::pread(file->fd(), record.get() + done, bytes - done, offset + static_cast<off_t>(done));
-        if (n < 0 && errno == EINTR) continue;
-        OCTOPAGE_CHECK_RUNTIME(n > 0, "could not read offloaded optimizer state from '", file->path(),
-                               "': ", memory::io_error_text(n == 0 ? memory::kEndOfFile : errno));
-        done += static_cast<std::uint64_t>(n);
-      }
+      const memory::IoRequest read{memory::IoKind::kRead, record.get(), record_file_bytes(r),
+                                   file_offset + r * record_stride, 0};
+      const int error = memory::transfer(file->fd(), read);
+      OCTOPAGE_CHECK_RUNTIME(error == 0, "could not read offloaded optimizer state from '", file->path(),
+                             "': ", memory::io_error_text(error));
       const std::int64_t begin = r * record_elements;
       copy_out(record_chunk(none, record.get(), begin, std::min(record_elements, numel - begin)), begin);
     }

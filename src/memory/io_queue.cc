@@ -82,9 +82,7 @@ class ThreadQueue final : public IoQueue {
         r = queue.front();
         queue.pop_front();
       }
-      std::uint64_t done = 0;
-      int status = 1;
-      while (status == 1) status = account(r, transfer_some(fd_, r, done), done);
+      const int status = transfer(fd_, r);
       {
         std::lock_guard<std::mutex> lock(mutex_);
         completed_.push_back({r.tag, r.kind, status});
@@ -173,6 +171,13 @@ class UringQueue final : public IoQueue {
 };
 
 }  // namespace
+
+int transfer(int fd, const IoRequest& request) {
+  std::uint64_t done = 0;
+  int status = 1;
+  while (status == 1) status = account(request, transfer_some(fd, request, done), done);
+  return status;
+}
 
 std::string io_error_text(int error) {
   return error == kEndOfFile ? "unexpected end of file (was the state file truncated?)" : std::strerror(error);

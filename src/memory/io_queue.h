@@ -30,6 +30,10 @@ struct IoCompletion {
 inline constexpr int kEndOfFile = -1;
 std::string io_error_text(int error);
 
+// Does the whole request synchronously (pread/pwrite, continuing short transfers);
+// returns 0, an errno value or kEndOfFile.
+int transfer(int fd, const IoRequest& request);
+
 class IoQueue {
  public:
   virtual ~IoQueue() = default;
