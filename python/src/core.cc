@@ -1,0 +1,277 @@
+// octopage._core: the compiled half of the Python package. It binds the framework-free
+// C++ optimizer and takes arrays through DLPack (nanobind's ndarray), so it links no
+// torch: torch tensors, NumPy arrays and anything else with __dlpack__ work, with every
+// torch release. The torch.optim semantics are plain Python (octopage/optim).
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
+#include <nanobind/stl/vector.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "octopage/octopage.h"
+
+namespace nb = nanobind;
+
+namespace octopage::python {
+namespace {
+
+using Array = nb::ndarray<nb::ro>;  // any dtype and device: checked here, with a clear message
+
+std::string describe(nb::dlpack::dtype t) {
+  const char* kind = "other";
+  switch (static_cast<nb::dlpack::dtype_code>(t.code)) {
+    case nb::dlpack::dtype_code::Int: kind = "int"; break;
+    case nb::dlpack::dtype_code::UInt: kind = "uint"; break;
+    case nb::dlpack::dtype_code::Float: kind = "float"; break;
+    case nb::dlpack::dtype_code::Bfloat: kind = "bfloat"; break;
+    case nb::dlpack::dtype_code::Complex: kind = "complex"; break;
+    case nb::dlpack::dtype_code::Bool: kind = "bool"; break;
+    default: break;
+  }
+  return kind + std::to_string(t.bits);
+}
+
+DType dtype_of(const Array& a, const char* what) {
+  const nb::dlpack::dtype t = a.dtype();
+  if (t == nb::dtype<float>()) return DType::kFloat32;
+  if (t.lanes == 1 && t.bits == 16) {
+    if (t.code == static_cast<std::uint8_t>(nb::dlpack::dtype_code::Bfloat)) return DType::kBFloat16;
+    if (t.code == static_cast<std::uint8_t>(nb::dlpack::dtype_code::Float)) return DType::kFloat16;
+  }
+  detail::throw_error(ErrorKind::kInvalidArgument, "expected ", what,
+                      " of dtype float32, bfloat16 or float16, got ", describe(t));
+}
+
+// A dense row-major tensor: the strides of its shape (dimensions of size 1 may have any).
+bool is_contiguous(const Array& a) {
+  std::int64_t expected = 1;
+  for (std::size_t d = a.ndim(); d-- > 0;) {
+    if (a.shape(d) != 1 && a.stride(d) != expected) return false;
+    expected *= static_cast<std::int64_t>(a.shape(d));
+  }
+  return true;
+}
+
+TensorRef tensor_ref(const Array& a, const char* what) {
+  TensorRef t;
+  t.dtype = dtype_of(a, what);
+  if (a.device_type() == nb::device::cuda::value) {
+    detail::throw_error(ErrorKind::kInvalidArgument, "expected ", what,
+                        " on the CPU, got a CUDA tensor: this build of octopage has no CUDA backend");
+  }
+  OCTOPAGE_CHECK(a.device_type() == nb::device::cpu::value, "expected ", what,
+                 " on the CPU, got DLPack device type ", a.device_type());
+  OCTOPAGE_CHECK(is_contiguous(a), "expected ", what,
+                 " to be contiguous (octopage updates memory in place), got a strided view; "
+                 "call .contiguous() on the parameter itself, not on a view");
+  t.data = const_cast<void*>(a.data());
+  t.numel = static_cast<std::int64_t>(a.size());
+  t.device = Device::kCPU;
+  return t;
+}
+
+Placement placement_from(const std::string& name) {
+  if (name == "device") return Placement::kDevice;
+  if (name == "paged") return Placement::kPaged;
+  if (name == "offload") return Placement::kOffload;
+  if (name == "cpu_step") return Placement::kCpuStep;
+  detail::throw_error(ErrorKind::kInvalidArgument,
+                      "expected placement 'device', 'paged', 'offload' or 'cpu_step', got '", name, "'");
+}
+
+// A param group's options as Python passes them: lr, beta1, beta2, eps, weight_decay,
+// amsgrad, optim_bits, min_8bit_size, placement.
+using Options = std::tuple<double, double, double, double, double, bool, int, std::int64_t, std::string>;
+
+GroupOptions group_options(const Options& o) {
+  GroupOptions g;
+  g.lr = std::get<0>(o);
+  g.betas = {std::get<1>(o), std::get<2>(o)};
+  g.eps = std::get<3>(o);
+  g.weight_decay = std::get<4>(o);
+  g.amsgrad = std::get<5>(o);
+  g.optim_bits = std::get<6>(o);
+  g.min_8bit_size = std::get<7>(o);
+  g.placement = placement_from(std::get<8>(o));
+  return g;
+}
+
+// Per-parameter overrides: (optim_bits or None, placement or None).
+using Overrides = std::tuple<std::optional<int>, std::optional<std::string>>;
+
+IoBackend io_backend_from(const std::string& name) {
+  if (name == "auto") return IoBackend::kAuto;
+  if (name == "io_uring") return IoBackend::kIoUring;
+  if (name == "threads") return IoBackend::kThreads;
+  detail::throw_error(ErrorKind::kInvalidArgument,
+                      "expected io_backend 'auto', 'io_uring' or 'threads', got '", name, "'");
+}
+
+template <class T>
+nb::ndarray<nb::numpy, T> to_numpy(std::vector<T> values) {
+  auto* owner = new std::vector<T>(std::move(values));
+  nb::capsule free_owner(owner, [](void* p) noexcept { delete static_cast<std::vector<T>*>(p); });
+  return nb::ndarray<nb::numpy, T>(owner->data(), {owner->size()}, free_owner);
+}
+
+class PyOptimizer {
+ public:
+  PyOptimizer(const std::string& rule, std::optional<std::string> offload_dir, bool keep_files,
+              std::uint64_t ring_bytes, std::uint64_t chunk_bytes, bool direct_io,
+              const std::string& io_backend, const Options& defaults)
+      : optimizer_(rule_from(rule), group_options(defaults),
+                   tier_options(std::move(offload_dir), keep_files, ring_bytes, chunk_bytes,
+                                direct_io, io_backend)) {}
+
+  // Adds a group of parameters (with their overrides); returns its index.
+  std::size_t add_group(const std::vector<Array>& params, const std::vector<Overrides>& overrides,
+                        const Options& options) {
+    OCTOPAGE_CHECK(overrides.size() == params.size(), "expected one override entry per parameter, got ",
+                   overrides.size(), " for ", params.size(), " parameters");
+    std::vector<Parameter> group;
+    group.reserve(params.size());
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      Parameter p;
+      p.value = tensor_ref(params[i], "a parameter");
+      const auto& [bits, placement] = overrides[i];
+      p.overrides.optim_bits = bits;
+      if (placement) p.overrides.placement = placement_from(*placement);
+      group.push_back(p);
+    }
+    optimizer_.add_param_group(std::move(group), group_options(options));
+    return optimizer_.num_param_groups() - 1;
+  }
+
+  // One step: for each group, its current options, parameters and gradients (None: no
+  // gradient). Parameters are passed again since a framework may swap their storage.
+  void step(const std::vector<std::tuple<Options, std::vector<Array>, std::vector<std::optional<Array>>>>& groups) {
+    OCTOPAGE_CHECK(groups.size() == optimizer_.num_param_groups(), "expected ",
+                   optimizer_.num_param_groups(), " parameter groups, got ", groups.size());
+    for (std::size_t g = 0; g < groups.size(); ++g) {
+      const auto& [options, params, grads] = groups[g];
+      ParamGroup& group = optimizer_.param_group(g);
+      OCTOPAGE_CHECK(params.size() == group.size() && grads.size() == group.size(), "expected ",
+                     group.size(), " parameters and gradients in group ", g, ", got ", params.size(),
+                     " and ", grads.size());
+      group.options = group_options(options);
+      for (std::size_t i = 0; i < params.size(); ++i) {
+        group.param(i).value = tensor_ref(params[i], "a parameter");
+        group.set_grad(i, grads[i] ? tensor_ref(*grads[i], "a gradient") : TensorRef{});
+      }
+    }
+    nb::gil_scoped_release release;
+    optimizer_.step();
+  }
+
+  nb::dict state(std::size_t group, std::size_t index) const {
+    StateSnapshot s = optimizer_.state(group, index);
+    nb::dict d;
+    d["step"] = s.step;
+    d["format"] = s.format == StateFormat::kQ8 ? "8bit" : "32bit";
+    d["placement"] = placement_name(s.placement);
+    if (s.format == StateFormat::kQ8) {
+      d["state1"] = to_numpy(std::move(s.state1_codes));
+      d["state2"] = to_numpy(std::move(s.state2_codes));
+      d["absmax1"] = to_numpy(std::move(s.absmax1));
+      d["absmax2"] = to_numpy(std::move(s.absmax2));
+    } else if (s.step > 0) {
+      d["state1"] = to_numpy(std::move(s.state1));
+      d["state2"] = to_numpy(std::move(s.state2));
+      if (!s.state2_max.empty()) d["state2_max"] = to_numpy(std::move(s.state2_max));
+    }
+    return d;
+  }
+
+  nb::dict memory_report() const {
+    const MemoryReport r = optimizer_.memory_report();
+    nb::dict d;
+    nb::dict state, peak;
+    for (std::size_t t = 0; t < kNumTiers; ++t) {
+      state[tier_name(static_cast<Tier>(t))] = r.state_bytes[t];
+      peak[tier_name(static_cast<Tier>(t))] = r.peak_bytes[t];
+    }
+    d["state_bytes"] = state;
+    d["peak_bytes"] = peak;
+    d["staging_bytes"] = r.staging_bytes;
+    d["staging_tier"] = tier_name(r.staging_tier);
+    d["paged_resident_bytes"] = r.paged_resident_bytes;
+    d["tensors_8bit"] = r.tensors_8bit;
+    d["tensors_32bit"] = r.tensors_32bit;
+    d["elements_8bit"] = r.elements_8bit;
+    d["elements_32bit"] = r.elements_32bit;
+    return d;
+  }
+
+  std::vector<std::string> state_files() const { return optimizer_.state_files(); }
+  bool failed() const { return optimizer_.failed(); }
+
+ private:
+  static Rule rule_from(const std::string& name) {
+    if (name == "adam") return Rule::kAdam;
+    if (name == "adamw") return Rule::kAdamW;
+    detail::throw_error(ErrorKind::kInvalidArgument, "expected rule 'adam' or 'adamw', got '", name, "'");
+  }
+
+  static TierOptions tier_options(std::optional<std::string> offload_dir, bool keep_files,
+                                  std::uint64_t ring_bytes, std::uint64_t chunk_bytes, bool direct_io,
+                                  const std::string& io_backend) {
+    TierOptions t;
+    t.offload_dir = offload_dir.value_or("");
+    t.keep_files = keep_files;
+    t.ring_bytes = ring_bytes;
+    t.chunk_bytes = chunk_bytes;
+    t.direct_io = direct_io;
+    t.io_backend = io_backend_from(io_backend);
+    return t;
+  }
+
+  Optimizer optimizer_;
+};
+
+}  // namespace
+}  // namespace octopage::python
+
+NB_MODULE(_core, m) {
+  using namespace octopage;
+  using octopage::python::PyOptimizer;
+  m.doc() = "octopage's compiled core (framework-free; arrays through DLPack)";
+
+  nb::register_exception_translator([](const std::exception_ptr& p, void*) {
+    try {
+      std::rethrow_exception(p);
+    } catch (const Error& e) {
+      PyErr_SetString(e.kind() == ErrorKind::kInvalidArgument ? PyExc_ValueError : PyExc_RuntimeError,
+                      e.what());
+    }
+  });
+
+  m.attr("__version__") = OCTOPAGE_VERSION_STRING;
+  const TierOptions tiers;
+  m.attr("DEFAULT_RING_BYTES") = tiers.ring_bytes;
+  m.attr("DEFAULT_CHUNK_BYTES") = tiers.chunk_bytes;
+  m.def("num_threads", &num_threads, "Threads a step uses, the calling thread included.");
+  m.def("set_num_threads", [](int n) {
+    OCTOPAGE_CHECK(n >= 1, "expected num_threads >= 1, got ", n);
+    set_num_threads(n);
+  });
+
+  nb::class_<PyOptimizer>(m, "Optimizer")
+      .def(nb::init<const std::string&, std::optional<std::string>, bool, std::uint64_t, std::uint64_t,
+                    bool, const std::string&, const python::Options&>(),
+           nb::arg("rule"), nb::arg("offload_dir").none(), nb::arg("keep_files"), nb::arg("ring_bytes"),
+           nb::arg("chunk_bytes"), nb::arg("direct_io"), nb::arg("io_backend"), nb::arg("defaults"))
+      .def("add_group", &PyOptimizer::add_group, nb::arg("params"), nb::arg("overrides"), nb::arg("options"))
+      .def("step", &PyOptimizer::step, nb::arg("groups"))
+      .def("state", &PyOptimizer::state, nb::arg("group"), nb::arg("index"))
+      .def("memory_report", &PyOptimizer::memory_report)
+      .def("state_files", &PyOptimizer::state_files)
+      .def_prop_ro("failed", &PyOptimizer::failed);
+}

@@ -1,0 +1,360 @@
+"""octopage.optim against torch.optim and an fp32 reference written from the formula:
+every placement, fp32 and bf16 parameters, several groups, a scheduler, skipped
+gradients; torch.optim semantics; overrides; threads; bad arguments."""
+import inspect
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import octopage
+from octopage import optim
+
+PLACEMENTS = ["device", "paged", "offload"]
+STEPS = 8
+
+
+def make_params(dtype, seed=0):
+    """Two groups' worth of parameters: sizes below and above min_8bit_size, odd sizes."""
+    g = torch.Generator().manual_seed(seed)
+    shapes = [(64, 80), (300,), (17, 5), (4099,)]
+    return [torch.randn(s, generator=g).to(dtype) for s in shapes]
+
+
+def gradients(params, step):
+    """Deterministic gradients; parameter 1 gets none on step 2 (it must be skipped)."""
+    g = torch.Generator().manual_seed(1000 + step)
+    grads = [torch.randn(p.shape, generator=g).to(p.dtype) for p in params]
+    if step == 2:
+        grads[1] = None
+    return grads
+
+
+def run(make_optimizer, params, steps=STEPS):
+    """Trains copies of params with two groups (different lr and weight decay) and a
+    StepLR scheduler; returns the parameters and the optimizer."""
+    params = [torch.nn.Parameter(p.clone()) for p in params]
+    groups = [{"params": params[:2]}, {"params": params[2:], "lr": 3e-3, "weight_decay": 0.05}]
+    opt = make_optimizer(groups)
+    scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5)
+    for step in range(steps):
+        for p, g in zip(params, gradients(params, step)):
+            p.grad = g
+        opt.step()
+        scheduler.step()
+    return params, opt
+
+
+def reference_adam(params, decoupled, amsgrad=False, steps=STEPS):
+    """Adam/AdamW from the formula in fp64, state and parameters rounded to the
+    parameter dtype after each step (fp32 state), same groups and schedule as run()."""
+    groups = [(0, 1e-2 if decoupled else 0.0, 1e-3), (2, 0.05, 3e-3)]  # first index, wd, lr
+    lrs, wds = [], []
+    for i in range(len(params)):
+        first, wd, lr = groups[0] if i < 2 else groups[1]
+        lrs.append(lr)
+        wds.append(wd)
+    out = [p.clone() for p in params]
+    m = [torch.zeros(p.shape, dtype=torch.float64) for p in params]
+    v = [torch.zeros(p.shape, dtype=torch.float64) for p in params]
+    vmax = [torch.zeros(p.shape, dtype=torch.float64) for p in params]
+    t = [0] * len(params)
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    for step in range(steps):
+        scale = 0.5 ** (step // 3)
+        for i, g in enumerate(gradients(params, step)):
+            if g is None:
+                continue
+            t[i] += 1
+            lr, wd = lrs[i] * scale, wds[i]
+            p = out[i].double()
+            g = g.double()
+            if not decoupled:
+                g = g + wd * p
+            m[i] = (b1 * m[i] + (1 - b1) * g).float().double()
+            v[i] = (b2 * v[i] + (1 - b2) * g * g).float().double()
+            denominator_v = v[i]
+            if amsgrad:
+                vmax[i] = torch.maximum(vmax[i], v[i])
+                denominator_v = vmax[i]
+            if decoupled:
+                p = p * (1 - lr * wd)
+            bc1, bc2 = 1 - b1 ** t[i], 1 - b2 ** t[i]
+            p = p - lr / bc1 * m[i] / (denominator_v.sqrt() / bc2 ** 0.5 + eps)
+            out[i] = p.to(params[i].dtype)
+    return out, m, v, vmax
+
+
+def relative_error(a, b):
+    """max |a - b| over max |b|: rounding differences relative to the tensor's scale."""
+    a, b = a.double(), b.double()
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
+def bf16_steps_apart(a, b):
+    """The most any element of bf16 tensor a is from b, in units of b's last bf16 bit."""
+    a, b = a.double(), b.double()
+    ulp = b.abs().clamp_min(1e-30) * 2.0 ** -8
+    return ((a - b).abs() / ulp).max().item()
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
+@pytest.mark.parametrize("name,torch_class", [("Adam", torch.optim.Adam), ("AdamW", torch.optim.AdamW)])
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_fp32_matches_torch_optim(tmp_path, placement, name, torch_class, amsgrad):
+    params = make_params(torch.float32)
+    ours, opt = run(lambda g: getattr(optim, name)(g, amsgrad=amsgrad, placement=placement,
+                                                   offload_dir=tmp_path), params)
+    theirs, ref = run(lambda g: torch_class(g, amsgrad=amsgrad, foreach=False), params)
+    for group_index, group in enumerate(ref.param_groups):
+        for index, (p, q) in enumerate(zip(opt.param_groups[group_index]["params"], group["params"])):
+            assert relative_error(p.detach(), q.detach()) < 1e-6
+            state = opt.core_state(group_index, index)
+            expected = ref.state[q]
+            assert state["step"] == int(expected["step"]) == STEPS - (1 if q is theirs[1] else 0)
+            assert state["placement"] == placement and state["format"] == "32bit"
+            for key, torch_key in [("state1", "exp_avg"), ("state2", "exp_avg_sq")] + \
+                    ([("state2_max", "max_exp_avg_sq")] if amsgrad else []):
+                # torch takes m by lerp, so m differs by rounding: compare at the tensor's scale.
+                assert relative_error(torch.from_numpy(state[key]), expected[torch_key].flatten()) < 1e-6
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_bf16_matches_reference(tmp_path, placement, decoupled):
+    params = make_params(torch.bfloat16)
+    cls = optim.AdamW if decoupled else optim.Adam
+    ours, opt = run(lambda g: cls(g, placement=placement, offload_dir=tmp_path), params)
+    expected, m, v, _ = reference_adam(params, decoupled)
+    for i, (p, e) in enumerate(zip(ours, expected)):
+        assert p.dtype == torch.bfloat16
+        # fp32 math rounded to bf16 each step: where the two fp32 results straddle a
+        # rounding boundary they part by one bf16 step, which later steps carry along.
+        assert bf16_steps_apart(p.detach(), e) <= 2.0
+        state = opt.core_state(0 if i < 2 else 1, i if i < 2 else i - 2)
+        np.testing.assert_allclose(state["state1"], m[i].flatten().numpy(), rtol=1e-4, atol=1e-7)
+        np.testing.assert_allclose(state["state2"], v[i].flatten().numpy(), rtol=1e-4, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_8bit_is_bitwise_equal_across_placements_and_close_to_32bit(tmp_path, dtype):
+    params = make_params(dtype)
+    runs = {pl: run(lambda g: optim.AdamW8bit(g, placement=pl, offload_dir=tmp_path), params)
+            for pl in PLACEMENTS}
+    device_params, device_opt = runs["device"]
+    for placement in ("paged", "offload"):
+        other_params, other_opt = runs[placement]
+        for i, (p, q) in enumerate(zip(device_params, other_params)):
+            assert torch.equal(p, q)
+            a = device_opt.core_state(0 if i < 2 else 1, i if i < 2 else i - 2)
+            b = other_opt.core_state(0 if i < 2 else 1, i if i < 2 else i - 2)
+            assert a["format"] == b["format"]
+            for key in a:
+                if key != "placement":
+                    np.testing.assert_array_equal(a[key], b[key])
+    # Parameters of >= min_8bit_size elements have 8-bit state, smaller ones 32-bit.
+    formats = [device_opt.core_state(0, 0)["format"], device_opt.core_state(0, 1)["format"],
+               device_opt.core_state(1, 0)["format"], device_opt.core_state(1, 1)["format"]]
+    assert formats == ["8bit", "32bit", "32bit", "8bit"]
+    # 8-bit training follows 32-bit: the total update differs by a few percent (more for
+    # bf16 parameters, whose per-step updates are themselves rounded to a bf16 step).
+    fp32_params, _ = run(lambda g: optim.AdamW(g), params)
+    budget = 0.05 if dtype == torch.float32 else 0.15
+    for p0, p8, p32 in zip(params, device_params, fp32_params):
+        d8, d32 = (p8.detach().double() - p0.double()), (p32.detach().double() - p0.double())
+        assert (d8 - d32).norm() / d32.norm() < budget
+
+
+def test_8bit_codes_and_memory_report():
+    p = torch.nn.Parameter(torch.randn(10000))
+    opt = optim.AdamW8bit([p])
+    p.grad = torch.randn(10000)
+    opt.step()
+    state = opt.core_state(0, 0)
+    assert state["state1"].dtype == np.uint8 and state["state1"].shape == (10000,)
+    assert state["absmax1"].shape == (40,)  # one per block of 256
+    report = opt.memory_report()
+    assert report["state_bytes"]["host"] == 2 * 10000 + 2 * 4 * 40
+    assert report["tensors_8bit"] == 1 and report["elements_8bit"] == 10000
+
+
+def test_torch_optim_semantics():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+    frozen = torch.nn.Parameter(torch.randn(5))
+    opt = optim.AdamW(model.parameters(), lr=1e-2)
+    opt.add_param_group({"params": [frozen], "lr": 0.5})
+    assert len(opt.param_groups) == 2 and opt.param_groups[1]["weight_decay"] == 1e-2
+    x, y = torch.randn(32, 8), torch.randn(32, 1)
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        return loss
+
+    before = frozen.detach().clone()
+    losses = [opt.step(closure).item() for _ in range(30)]
+    assert losses[-1] < losses[0]
+    assert torch.equal(frozen, before)  # no gradient: skipped
+    assert all(p.grad is None for p in [frozen])
+    opt.zero_grad()
+    assert all(p.grad is None for p in model.parameters())
+    # lr edited by hand between steps is used: lr 0 leaves parameters bitwise unchanged.
+    for group in opt.param_groups:
+        group["lr"] = 0.0
+        group["weight_decay"] = 0.0
+    snapshot = [p.detach().clone() for p in model.parameters()]
+    opt.step(closure)
+    assert all(torch.equal(a, b) for a, b in zip(snapshot, model.parameters()))
+
+
+def test_views_and_devices_are_checked():
+    base = torch.randn(8, 8)
+    view = torch.nn.Parameter(base.t())  # non-contiguous
+    with pytest.raises(ValueError, match="contiguous"):
+        optim.AdamW([view])
+    p = torch.nn.Parameter(torch.randn(4))
+    opt = optim.AdamW([p])
+    p.grad = torch.randn(4, 2).t()[0]  # strided gradient
+    with pytest.raises(ValueError, match="gradient to be contiguous"):
+        opt.step()
+    with pytest.raises(ValueError, match="float32, bfloat16 or float16, got float64"):
+        optim.AdamW([torch.nn.Parameter(torch.randn(4, dtype=torch.float64))])
+    with pytest.raises(ValueError, match="float32, bfloat16 or float16, got int64"):
+        optim.Adam([torch.nn.Parameter(torch.zeros(3)).long()])
+
+
+BAD_ARGUMENTS = [
+    (optim.AdamW, dict(lr=-1.0), "expected lr >= 0.0, got -1.0"),
+    (optim.AdamW, dict(lr=float("nan")), "expected lr >= 0.0, got nan"),
+    (optim.AdamW, dict(betas=(1.0, 0.999)), r"expected betas\[0\] >= 0.0 and < 1.0, got 1.0"),
+    (optim.Adam, dict(betas=(0.9, -0.1)), r"expected betas\[1\] >= 0.0 and < 1.0, got -0.1"),
+    (optim.Adam, dict(betas=0.9), "expected betas to be a pair"),
+    (optim.AdamW, dict(eps=-1e-8), "expected eps >= 0.0, got -1e-08"),
+    (optim.AdamW, dict(weight_decay=-0.1), "expected weight_decay >= 0.0, got -0.1"),
+    (optim.AdamW8bit, dict(amsgrad=True), "AdamW8bit does not support amsgrad=True"),
+    (optim.AdamW, dict(amsgrad=True, optim_bits=8), "amsgrad=True needs 32-bit state"),
+    (optim.AdamW8bit, dict(optim_bits=8), "AdamW8bit always uses 8-bit state"),
+    (optim.AdamW, dict(optim_bits=4), "expected optim_bits 8 or 32, got 4"),
+    (optim.AdamW, dict(min_8bit_size=-1), "expected min_8bit_size to be an int >= 0"),
+    (optim.AdamW, dict(placement="gpu"), "expected placement 'device', 'paged' or 'offload', got 'gpu'"),
+    (optim.AdamW, dict(placement="cpu_step"), "cpu_step.*needs the CUDA backend"),
+    (optim.AdamW, dict(is_paged=True, placement="offload"), "is_paged=True asks for placement 'paged'"),
+    (optim.AdamW, dict(percentile_clipping=5), "percentile_clipping=5 is not supported yet"),
+    (optim.AdamW, dict(block_wise=False), "block_wise=False is not supported"),
+    (optim.AdamW, dict(offload_dir="/nonexistent/octopage"), "/nonexistent/octopage"),
+    (optim.AdamW, dict(chunk_bytes=1000), "chunk"),
+    (optim.AdamW, dict(io_backend="aio"), "expected io_backend 'auto', 'io_uring' or 'threads', got 'aio'"),
+]
+
+
+@pytest.mark.parametrize("cls,kwargs,message", BAD_ARGUMENTS, ids=[m[:40] for _, _, m in BAD_ARGUMENTS])
+def test_bad_arguments_raise_value_error(cls, kwargs, message):
+    p = torch.nn.Parameter(torch.randn(5000))
+    with pytest.raises(ValueError, match=message):
+        opt = cls([p], **kwargs)
+        p.grad = torch.randn(5000)
+        opt.step()  # some options (cpu_step) are refused when state is created
+
+
+def test_bad_group_added_later_is_not_added():
+    opt = optim.AdamW([torch.nn.Parameter(torch.randn(3))])
+    with pytest.raises(ValueError, match="expected lr >= 0.0"):
+        opt.add_param_group({"params": [torch.nn.Parameter(torch.randn(3))], "lr": -1.0})
+    assert len(opt.param_groups) == 1
+    opt.param_groups[0]["params"][0].grad = torch.randn(3)
+    opt.step()  # still usable
+
+
+def test_signatures_and_defaults_match_bitsandbytes():
+    expected = ["self", "params", "lr", "betas", "eps", "weight_decay", "amsgrad", "optim_bits", "args",
+                "min_8bit_size", "percentile_clipping", "block_wise", "is_paged"]
+    for name in ["Adam", "AdamW", "Adam8bit", "AdamW8bit", "Adam32bit", "AdamW32bit", "PagedAdam", "PagedAdamW",
+                 "PagedAdam8bit", "PagedAdamW8bit", "PagedAdam32bit", "PagedAdamW32bit"]:
+        cls = getattr(optim, name)
+        signature = inspect.signature(cls.__init__)
+        assert list(signature.parameters)[:len(expected)] == expected, name
+        defaults = {k: v.default for k, v in signature.parameters.items()}
+        assert defaults["lr"] == 1e-3 and defaults["betas"] == (0.9, 0.999) and defaults["eps"] == 1e-8
+        assert defaults["weight_decay"] == (1e-2 if "AdamW" in name else 0), name
+        assert defaults["min_8bit_size"] == 4096 and defaults["optim_bits"] == 32
+        p = torch.nn.Parameter(torch.randn(5000))
+        opt = cls([p])
+        p.grad = torch.randn(5000)
+        opt.step()
+        state = opt.core_state(0, 0)
+        assert state["format"] == ("8bit" if "8bit" in name else "32bit"), name
+        assert state["placement"] == ("paged" if name.startswith("Paged") else "device"), name
+    p = torch.nn.Parameter(torch.randn(5000))
+    opt = optim.AdamW([p], optim_bits=8, is_paged=True)
+    p.grad = torch.randn(5000)
+    opt.step()
+    assert opt.core_state(0, 0)["format"] == "8bit" and opt.core_state(0, 0)["placement"] == "paged"
+
+
+def test_global_optim_manager_overrides(tmp_path):
+    model = torch.nn.ModuleDict({"emb": torch.nn.Embedding(100, 64), "big": torch.nn.Linear(128, 128)})
+    manager = optim.GlobalOptimManager.get_instance()
+    manager.register_parameters(model.parameters())
+    manager.override_config(model["emb"].weight, "optim_bits", 32)
+    manager.register_module_override(model["big"], "weight", {"placement": "offload"})
+    try:
+        opt = optim.AdamW8bit(model.parameters(), offload_dir=tmp_path)
+        for p in model.parameters():
+            p.grad = torch.randn_like(p)
+        opt.step()
+        names = [name for name, _ in model.named_parameters()]
+        states = {name: opt.core_state(0, i) for i, name in enumerate(names)}
+        assert states["emb.weight"]["format"] == "32bit"
+        assert states["big.weight"]["format"] == "8bit" and states["big.weight"]["placement"] == "offload"
+        assert states["big.bias"]["placement"] == "device"
+        assert opt.state_files()
+        with pytest.raises(ValueError, match="not hyperparameters"):
+            manager.override_config(model["emb"].weight, "lr", 0.1)
+    finally:
+        manager.initialize()
+
+
+def test_threads_follow_torch_unless_set():
+    script = (
+        "import torch, octopage\n"
+        "from octopage import optim\n"
+        "p = torch.nn.Parameter(torch.randn(10)); opt = optim.AdamW([p]); p.grad = torch.randn(10)\n"
+        "torch.set_num_threads(1); opt.step(); a = octopage.num_threads()\n"
+        "torch.set_num_threads(2); opt.step(); b = octopage.num_threads()\n"
+        "octopage.set_num_threads(1); torch.set_num_threads(2); opt.step(); c = octopage.num_threads()\n"
+        "print(a, b, c)\n")
+    env = {k: v for k, v in os.environ.items() if k != "OCTOPAGE_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, check=True, capture_output=True, text=True)
+    assert out.stdout.split() == ["1", "2", "1"]
+
+
+def test_numpy_arrays_through_the_core():
+    """The compiled core is framework-free: NumPy arrays work as well as torch tensors."""
+    from octopage import _core
+
+    p = np.ones(1000, dtype=np.float32)
+    g = np.full(1000, 0.5, dtype=np.float32)
+    defaults = (0.1, 0.9, 0.999, 1e-8, 0.0, False, 32, 4096, "device")
+    opt = _core.Optimizer("adam", None, False, _core.DEFAULT_RING_BYTES, _core.DEFAULT_CHUNK_BYTES, True, "auto",
+                          defaults)
+    opt.add_group([p], [(None, None)], defaults)
+    opt.step([(defaults, [p], [g])])
+    # First Adam step moves every parameter by lr (m_hat / sqrt(v_hat) = 1), up to eps.
+    np.testing.assert_allclose(p, 0.9, rtol=1e-6)
+
+
+def test_import_does_not_load_torch():
+    out = subprocess.run([sys.executable, "-c", "import sys, octopage; print('torch' in sys.modules)"],
+                         check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_state_dict_is_refused_until_supported():
+    opt = optim.AdamW([torch.nn.Parameter(torch.randn(3))])
+    with pytest.raises(NotImplementedError, match="cannot save their state yet"):
+        opt.state_dict()
