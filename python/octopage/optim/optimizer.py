@@ -15,50 +15,37 @@ import torch
 from octopage import _core, _threads
 from octopage.optim.manager import GlobalOptimManager
 
-PLACEMENTS = ("device", "paged", "offload", "cpu_step")
-
-
-def _check_number(name, value, low, high=None, low_open=False):
-    """ValueError unless low <= value (< low when low_open) and value < high."""
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            raise ValueError(f"expected {name} to be a number, got a tensor of shape {tuple(value.shape)}")
+def _number(name, value):
+    """A Python float of a number or a one-element tensor (schedulers may set tensors)."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"expected {name} to be a number, got {value!r}")
-    value = float(value)
-    bad = value != value or (value <= low if low_open else value < low) or (high is not None and value >= high)
-    if bad:
-        bound = f"{'>' if low_open else '>='} {low}" + (f" and < {high}" if high is not None else "")
-        raise ValueError(f"expected {name} {bound}, got {value}")
-    return value
+    return float(value)
 
 
-def _check_group(group):
-    """The group's options as the core takes them, or ValueError."""
-    lr = _check_number("lr", group["lr"], 0.0)
+def _integer(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"expected {name} to be an int, got {value!r}")
+    return int(value)
+
+
+def _core_options(group):
+    """The group's options as the core takes them. Only types are checked here; the core
+    checks the values (ranges, combinations) and raises ValueError with its message."""
     betas = group["betas"]
     if not isinstance(betas, (tuple, list)) or len(betas) != 2:
         raise ValueError(f"expected betas to be a pair of numbers, got {betas!r}")
-    beta1 = _check_number("betas[0]", betas[0], 0.0, 1.0)
-    beta2 = _check_number("betas[1]", betas[1], 0.0, 1.0)
-    eps = _check_number("eps", group["eps"], 0.0)
-    weight_decay = _check_number("weight_decay", group["weight_decay"], 0.0)
     amsgrad = group["amsgrad"]
     if not isinstance(amsgrad, bool):
         raise ValueError(f"expected amsgrad to be True or False, got {amsgrad!r}")
-    optim_bits = group["optim_bits"]
-    if optim_bits not in (8, 32) or isinstance(optim_bits, bool):
-        raise ValueError(f"expected optim_bits 8 or 32, got {optim_bits!r}")
-    if amsgrad and optim_bits == 8:
-        raise ValueError("amsgrad=True needs 32-bit state: 8-bit optimizers do not support amsgrad")
-    min_8bit_size = group["min_8bit_size"]
-    if isinstance(min_8bit_size, bool) or not isinstance(min_8bit_size, int) or min_8bit_size < 0:
-        raise ValueError(f"expected min_8bit_size to be an int >= 0, got {min_8bit_size!r}")
     placement = group["placement"]
-    if placement not in PLACEMENTS:
-        raise ValueError(f"expected placement 'device', 'paged' or 'offload', got {placement!r}")
-    return (lr, beta1, beta2, eps, weight_decay, amsgrad, optim_bits, min_8bit_size, placement)
+    if not isinstance(placement, str):
+        raise ValueError(f"expected placement to be a string, got {placement!r}")
+    return (_number("lr", group["lr"]), _number("betas[0]", betas[0]), _number("betas[1]", betas[1]),
+            _number("eps", group["eps"]), _number("weight_decay", group["weight_decay"]), amsgrad,
+            _integer("optim_bits", group["optim_bits"]), _integer("min_8bit_size", group["min_8bit_size"]),
+            placement)
 
 
 def _check_compat(percentile_clipping, block_wise, args):
@@ -93,7 +80,7 @@ class Optimizer(torch.optim.Optimizer):
         defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, eps=eps,
                         weight_decay=weight_decay, amsgrad=amsgrad, optim_bits=optim_bits,
                         min_8bit_size=min_8bit_size, placement=placement)
-        core_defaults = _check_group(defaults)
+        core_defaults = _core_options(defaults)
         self._core = _core.Optimizer(
             self._rule, offload_dir, bool(keep_files),
             _core.DEFAULT_RING_BYTES if ring_bytes is None else int(ring_bytes),
@@ -108,7 +95,7 @@ class Optimizer(torch.optim.Optimizer):
         super().add_param_group(param_group)
         group = self.param_groups[-1]
         try:
-            options = _check_group(group)
+            options = _core_options(group)
             params = group["params"]
             for p in params:
                 if p.is_sparse:
@@ -129,7 +116,7 @@ class Optimizer(torch.optim.Optimizer):
                 if g is not None and g.is_sparse:
                     raise ValueError("expected dense gradients, got a sparse gradient")
                 grads.append(None if g is None else g.detach())
-            groups.append((_check_group(group), [p.detach() for p in params], grads))
+            groups.append((_core_options(group), [p.detach() for p in params], grads))
         return groups
 
     @torch.no_grad()
