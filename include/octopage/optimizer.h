@@ -29,6 +29,10 @@ class Tiers;
 struct ParamOverrides {
   std::optional<int> optim_bits;
   std::optional<Placement> placement;
+  // The element count that decides 8-bit or 32-bit state against min_8bit_size, when it
+  // is not the buffer's: a shard of a sharded parameter (FSDP, ZeRO) decides on the
+  // whole parameter's size, so every rank's shard keeps the same format.
+  std::optional<std::int64_t> format_numel;
 };
 
 // A parameter and its gradient. The gradient has the parameter's element count, dtype
@@ -51,6 +55,13 @@ struct StateSnapshot {
   // absmax per block of 256 values (bitsandbytes' state1/absmax1/state2/absmax2).
   std::vector<std::uint8_t> state1_codes, state2_codes;
   std::vector<float> absmax1, absmax2;
+};
+
+// State to load into one parameter (Optimizer::load_state).
+struct StateLoad {
+  std::size_t group = 0;
+  std::size_t index = 0;
+  StateSnapshot state;  // its placement is ignored
 };
 
 class ParamGroup {
@@ -110,6 +121,12 @@ class Optimizer {
 
   // A copy of a parameter's state, wherever it lives.
   StateSnapshot state(std::size_t group, std::size_t index) const;
+  // Replaces the state of the listed parameters (e.g. from a checkpoint); the others keep
+  // theirs. Note [Loading state] says how a state of another format, placement or amsgrad
+  // setting is taken. Every entry is checked and all new memory is allocated before any
+  // state is replaced: on Error nothing changed, except when writing offloaded state home
+  // fails part-way (then this optimizer is failed, as after Note [Failed step]).
+  void load_state(std::vector<StateLoad> states);
   MemoryReport memory_report() const;
   const TierOptions& tier_options() const { return tier_options_; }
   // The files that hold `paged` and `offload` state (created with the first such state).

@@ -104,8 +104,8 @@ GroupOptions group_options(const Options& o) {
   return g;
 }
 
-// Per-parameter overrides: (optim_bits or None, placement or None).
-using Overrides = std::tuple<std::optional<int>, std::optional<std::string>>;
+// Per-parameter overrides: (optim_bits or None, placement or None, format_numel or None).
+using Overrides = std::tuple<std::optional<int>, std::optional<std::string>, std::optional<std::int64_t>>;
 
 IoBackend io_backend_from(const std::string& name) {
   if (name == "auto") return IoBackend::kAuto;
@@ -141,9 +141,10 @@ class PyOptimizer {
     for (std::size_t i = 0; i < params.size(); ++i) {
       Parameter p;
       p.value = tensor_ref(params[i], "a parameter");
-      const auto& [bits, placement] = overrides[i];
+      const auto& [bits, placement, format_numel] = overrides[i];
       p.overrides.optim_bits = bits;
       if (placement) p.overrides.placement = placement_from(*placement);
+      p.overrides.format_numel = format_numel;
       group.push_back(p);
     }
     optimizer_.add_param_group(std::move(group), group_options(options));

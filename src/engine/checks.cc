@@ -82,6 +82,9 @@ void check_parameter(const Parameter& p, const GroupOptions& options, std::size_
     check_state_options(p.overrides.optim_bits.value_or(options.optim_bits),
                         p.overrides.placement.value_or(options.placement), options.amsgrad, where);
   }
+  OCTOPAGE_CHECK(p.overrides.format_numel.value_or(p.value.numel) >= p.value.numel, where,
+                 "expected format_numel (the whole parameter's size) >= the buffer's ", p.value.numel,
+                 " elements, got ", *p.overrides.format_numel);
   check_tensor(p.value, "parameter", where);
   if (p.grad.data == nullptr) return;  // no gradient: skipped by step()
   check_tensor(p.grad, "gradient", where);

@@ -27,8 +27,9 @@ namespace {
 constexpr std::int64_t kChunkElements = std::int64_t{1} << 16;
 static_assert(kChunkElements % quant::kQ8BlockSize == 0, "chunks start on block boundaries");
 
-StateFormat format_for(const GroupOptions& options, const ParamOverrides& overrides, std::int64_t numel) {
-  const int bits = overrides.optim_bits.value_or(options.optim_bits);
+StateFormat format_for(const GroupOptions& options, const Parameter& p) {
+  const int bits = p.overrides.optim_bits.value_or(options.optim_bits);
+  const std::int64_t numel = p.overrides.format_numel.value_or(p.value.numel);
   return bits == 8 && numel >= options.min_8bit_size ? StateFormat::kQ8 : StateFormat::kFp32;
 }
 
@@ -148,7 +149,7 @@ void Optimizer::step() {
     const Parameter& p = up.group->params_[up.index];
     const GroupOptions& o = up.group->options;
     if (up.group->states_[up.index] == nullptr) {
-      fresh[u] = engine::ParamState::make(format_for(o, p.overrides, p.value.numel), p.value.dtype,
+      fresh[u] = engine::ParamState::make(format_for(o, p), p.value.dtype,
                                           p.value.numel, o.amsgrad, placement_for(o, p.overrides));
       to_place.push_back(fresh[u].get());
     }

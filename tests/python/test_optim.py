@@ -342,7 +342,7 @@ def test_numpy_arrays_through_the_core():
     defaults = (0.1, 0.9, 0.999, 1e-8, 0.0, False, 32, 4096, "device")
     opt = _core.Optimizer("adam", None, False, _core.DEFAULT_RING_BYTES, _core.DEFAULT_CHUNK_BYTES, True, "auto",
                           defaults)
-    opt.add_group([p], [(None, None)], defaults)
+    opt.add_group([p], [(None, None, None)], defaults)
     opt.step([(defaults, [p], [g])])
     # First Adam step moves every parameter by lr (m_hat / sqrt(v_hat) = 1), up to eps.
     np.testing.assert_allclose(p, 0.9, rtol=1e-6)

@@ -75,9 +75,11 @@ class GlobalOptimManager:
         self.override_config(getattr(module, param_name), key_value_dict=config)
 
     def overrides_for(self, p):
-        """(optim_bits or None, placement or None) for the core."""
+        """(optim_bits or None, placement or None, format_numel or None) for the core.
+        format_numel (the size that decides 8-bit or 32-bit) is set by the optimizer for
+        sharded parameters, never by the manager."""
         entry = self._overrides.get(id(p))
         if entry is None or entry[0]() is not p:
-            return (None, None)
+            return (None, None, None)
         config = entry[1]
-        return (config.get("optim_bits"), config.get("placement"))
+        return (config.get("optim_bits"), config.get("placement"), None)
