@@ -7,6 +7,7 @@
 
 #include "octopage/error.h"
 #include "src/engine/param_state.h"
+#include "src/quant/formats.h"
 
 namespace octopage::engine {
 namespace {
@@ -106,6 +107,36 @@ void check_state_fits(const ParamState& state, const Parameter& p, const GroupOp
                  state.amsgrad ? "True" : "False",
                  " (its optimizer state was created so), got amsgrad=",
                  options.amsgrad ? "True" : "False");
+}
+
+void check_loaded_state(const StateSnapshot& s, std::int64_t numel, bool amsgrad, std::size_t group,
+                        std::size_t index) {
+  const Where where{group, index, true};
+  OCTOPAGE_CHECK(s.step >= 0, where, "expected a state's step >= 0, got ", s.step);
+  if (s.step == 0) return;  // no state: the parameter starts afresh
+  const auto check_size = [&](std::size_t size, std::int64_t expected, const char* name) {
+    OCTOPAGE_CHECK(size == static_cast<std::size_t>(expected), where, "expected ", name, " of ",
+                   expected, " values (", numel, " elements), got ", size,
+                   ": the state belongs to a parameter of another size");
+  };
+  if (s.format == StateFormat::kFp32) {
+    check_size(s.state1.size(), numel, "state1 (exp_avg)");
+    check_size(s.state2.size(), numel, "state2 (exp_avg_sq)");
+    if (!s.state2_max.empty()) check_size(s.state2_max.size(), numel, "max_exp_avg_sq");
+    OCTOPAGE_CHECK(s.state1_codes.empty() && s.state2_codes.empty() && s.absmax1.empty() &&
+                       s.absmax2.empty(),
+                   where, "expected a 32-bit state without 8-bit codes or absmax");
+  } else {
+    check_size(s.state1_codes.size(), numel, "state1 (8-bit codes)");
+    check_size(s.state2_codes.size(), numel, "state2 (8-bit codes)");
+    check_size(s.absmax1.size(), quant::q8_num_blocks(numel), "absmax1");
+    check_size(s.absmax2.size(), quant::q8_num_blocks(numel), "absmax2");
+    OCTOPAGE_CHECK(s.state1.empty() && s.state2.empty() && s.state2_max.empty(), where,
+                   "expected an 8-bit state without 32-bit values");
+  }
+  OCTOPAGE_CHECK(!amsgrad || !s.state2_max.empty(), where,
+                 "the group has amsgrad=True but the state has no max_exp_avg_sq (it was saved "
+                 "with amsgrad=False or with 8-bit state)");
 }
 
 ParamSpan span_of(const Parameter& p, std::size_t group, std::size_t index) {

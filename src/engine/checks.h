@@ -21,6 +21,11 @@ void check_parameter(const Parameter& param, const GroupOptions& options, std::s
 void check_state_fits(const ParamState& state, const Parameter& param, const GroupOptions& options,
                       std::size_t group, std::size_t index);
 
+// A state to load into a parameter of `numel` elements (Note [Loading state]): its
+// arrays have the sizes of its format, and it has a max_exp_avg_sq when `amsgrad`.
+void check_loaded_state(const StateSnapshot& state, std::int64_t numel, bool amsgrad,
+                        std::size_t group, std::size_t index);
+
 // Where a parameter's buffer lies, for the no-overlap check.
 struct ParamSpan {
   const char* begin;

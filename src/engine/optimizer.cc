@@ -240,6 +240,93 @@ void Optimizer::step() {
   note_peaks();
 }
 
+// Note [Loading state]
+// load_state() puts saved state (a checkpoint, another optimizer's) into parameters.
+// A loaded state takes this optimizer's choices for the parameter, not the saver's:
+//  - its format (optim_bits, min_8bit_size and overrides decide, as for a new state). A
+//    state of the other format is converted: 32-bit values are quantized with the
+//    reference encoder (Note [Q8 encoding]), 8-bit codes decoded to fp32. So a 32-bit
+//    checkpoint (torch.optim's) loads into an 8-bit optimizer; the same format loads
+//    bitwise.
+//  - its placement: state saved under `device` loads under `offload`, and so on.
+//  - amsgrad: a group with amsgrad=True needs the saved max_exp_avg_sq; with
+//    amsgrad=False a saved one is dropped (as torch ignores it).
+// A state with step 0 is "no state": the parameter starts afresh at its next step.
+// Parameters not listed keep their state.
+
+void Optimizer::load_state(std::vector<StateLoad> loads) {
+  check_usable();
+  // 1. Check every entry and convert it to its parameter's format; nothing changes yet.
+  std::vector<std::pair<std::size_t, std::size_t>> seen;
+  for (StateLoad& load : loads) {
+    OCTOPAGE_CHECK(load.group < groups_.size(), "expected a param group index below ", groups_.size(),
+                   ", got ", load.group);
+    ParamGroup& group = groups_[load.group];
+    OCTOPAGE_CHECK(load.index < group.size(), "expected a parameter index below ", group.size(),
+                   " in param group ", load.group, ", got ", load.index);
+    seen.emplace_back(load.group, load.index);
+    engine::check_group_options(group.options, load.group);
+    const Parameter& p = group.params_[load.index];
+    engine::check_loaded_state(load.state, p.value.numel, group.options.amsgrad, load.group, load.index);
+    load.state = engine::converted(std::move(load.state), format_for(group.options, p), group.options.amsgrad);
+  }
+  std::sort(seen.begin(), seen.end());
+  const auto twice = std::adjacent_find(seen.begin(), seen.end());
+  OCTOPAGE_CHECK(twice == seen.end(), "expected each parameter's state at most once, got parameter ",
+                 twice->second, " of param group ", twice->first, " twice");
+
+  // 2. A parameter whose state has the layout it needs is overwritten where it is; the
+  //    others get new state, placed (all memory and file space) before anything is written.
+  std::vector<std::unique_ptr<engine::ParamState>> fresh(loads.size());
+  std::vector<engine::ParamState*> to_place;
+  for (std::size_t l = 0; l < loads.size(); ++l) {
+    const StateLoad& load = loads[l];
+    if (load.state.step == 0) continue;
+    const ParamGroup& group = groups_[load.group];
+    const Parameter& p = group.params_[load.index];
+    const engine::ParamState* old = group.states_[load.index].get();
+    const Placement placement = placement_for(group.options, p.overrides);
+    if (old != nullptr && old->format == load.state.format && old->placement == placement &&
+        old->numel == p.value.numel && old->dtype == p.value.dtype && old->amsgrad == group.options.amsgrad) {
+      continue;
+    }
+    fresh[l] = engine::ParamState::make(load.state.format, p.value.dtype, p.value.numel,
+                                        group.options.amsgrad, placement);
+    to_place.push_back(fresh[l].get());
+  }
+  tiers_->place(to_place);
+
+  // 3. Write: new state first (an I/O error leaves the old state untouched), then the
+  //    state overwritten in place.
+  for (std::size_t l = 0; l < loads.size(); ++l) {
+    if (fresh[l] != nullptr) fresh[l]->restore(loads[l].state, tiers_->offload_file());
+  }
+  std::size_t l = 0;
+  try {
+    for (; l < loads.size(); ++l) {
+      const StateLoad& load = loads[l];
+      if (fresh[l] != nullptr || load.state.step == 0) continue;
+      groups_[load.group].states_[load.index]->restore(load.state, tiers_->offload_file());
+    }
+  } catch (const Error& e) {
+    failure_ = std::string(e.what()) + ". Loading state stopped part-way: the state of parameter " +
+               std::to_string(loads[l].index) + " of param group " + std::to_string(loads[l].group) +
+               " is partly written. Load the checkpoint into a new optimizer.";
+    detail::throw_error(ErrorKind::kRuntime, failure_);
+  }
+
+  // 4. The new state replaces the old (which is released), and step 0 drops a state.
+  for (std::size_t k = 0; k < loads.size(); ++k) {
+    auto& slot = groups_[loads[k].group].states_[loads[k].index];
+    if (loads[k].state.step == 0) {
+      slot.reset();
+    } else if (fresh[k] != nullptr) {
+      slot = std::move(fresh[k]);
+    }
+  }
+  note_peaks();
+}
+
 void Optimizer::note_peaks() {
   const MemoryReport report = report_bytes();
   for (std::size_t t = 0; t < kNumTiers; ++t) peak_bytes_[t] = report.peak_bytes[t];

@@ -8,6 +8,7 @@
 #include "src/memory/io_queue.h"
 #include "src/quant/dynamic_code.h"
 #include "src/quant/formats.h"
+#include "src/quant/q8_reference.h"
 
 namespace octopage::engine {
 namespace {
@@ -118,57 +119,123 @@ void ParamState::zero_fill(const kernels::Chunk& c) const {
   }
 }
 
+template <class Visit>
+void ParamState::for_each_piece(const memory::StateFile* file, memory::IoKind io, Visit visit) const {
+  const Parameter none{};
+  if (placement != Placement::kOffload) {
+    visit(chunk(none, 0, numel), std::int64_t{0});
+    return;
+  }
+  OCTOPAGE_CHECK_RUNTIME(file != nullptr, "internal error: offloaded state without its file");
+  const std::unique_ptr<char, decltype(&std::free)> record(
+      static_cast<char*>(std::aligned_alloc(memory::kFileAlignment, record_stride)), &std::free);
+  OCTOPAGE_CHECK_RUNTIME(record != nullptr, "out of memory: could not allocate ", record_stride,
+                         " bytes to stage offloaded state");
+  const bool reading = io == memory::IoKind::kRead;
+  if (!reading) std::memset(record.get(), 0, record_stride);  // the padding written too
+  for (std::int64_t r = 0; r < num_records(); ++r) {
+    const memory::IoRequest request{io, record.get(), record_file_bytes(r), file_offset + r * record_stride, 0};
+    const auto transfer = [&] {
+      const int error = memory::transfer(file->fd(), request);
+      OCTOPAGE_CHECK_RUNTIME(error == 0, "could not ", reading ? "read" : "write", " offloaded optimizer state ",
+                             reading ? "from" : "to", " '", file->path(), "': ", memory::io_error_text(error));
+    };
+    if (reading) transfer();
+    const std::int64_t begin = r * record_elements;
+    visit(record_chunk(none, record.get(), begin, std::min(record_elements, numel - begin)), begin);
+    if (!reading) transfer();
+  }
+}
+
+namespace {
+
+// A snapshot's arrays as a chunk of n elements in its format, to copy from or into.
+kernels::Chunk snapshot_chunk(StateSnapshot& s) {
+  kernels::Chunk c;
+  if (s.format == StateFormat::kFp32) {
+    c.state[0] = s.state1.data();
+    c.state[1] = s.state2.data();
+    c.state[2] = s.state2_max.empty() ? nullptr : s.state2_max.data();
+    c.n = static_cast<std::int64_t>(s.state1.size());
+  } else {
+    c.state[0] = s.state1_codes.data();
+    c.state[1] = s.state2_codes.data();
+    c.absmax[0] = s.absmax1.data();
+    c.absmax[1] = s.absmax2.data();
+    c.n = static_cast<std::int64_t>(s.state1_codes.size());
+  }
+  return c;
+}
+
+}  // namespace
+
 StateSnapshot ParamState::snapshot(const memory::StateFile* file) const {
   StateSnapshot s;
   s.step = step;
   s.format = format;
   s.placement = placement;
-  std::vector<std::uint8_t> arrays[3];
-  std::vector<float> absmaxes[2];
-  for (int k = 0; k < num_states; ++k) arrays[k].resize(array_bytes(k, numel));
-  for (int k = 0; k < num_absmax(); ++k) absmaxes[k].resize(absmax_bytes(numel) / sizeof(float));
-  const auto copy_out = [&](const kernels::Chunk& c, std::int64_t begin) {
+  const auto n = static_cast<std::size_t>(numel);
+  if (format == StateFormat::kFp32) {
+    s.state1.resize(n);
+    s.state2.resize(n);
+    if (amsgrad) s.state2_max.resize(n);
+  } else {
+    s.state1_codes.resize(n);
+    s.state2_codes.resize(n);
+    s.absmax1.resize(static_cast<std::size_t>(quant::q8_num_blocks(numel)));
+    s.absmax2.resize(s.absmax1.size());
+  }
+  const kernels::Chunk out = snapshot_chunk(s);
+  for_each_piece(file, memory::IoKind::kRead, [&](const kernels::Chunk& c, std::int64_t begin) {
     for (int k = 0; k < num_states; ++k) {
-      std::memcpy(arrays[k].data() + begin * value_bytes(), c.state[k], array_bytes(k, c.n));
+      std::memcpy(static_cast<char*>(out.state[k]) + begin * value_bytes(), c.state[k], array_bytes(k, c.n));
     }
     for (int k = 0; k < num_absmax(); ++k) {
-      std::memcpy(absmaxes[k].data() + begin / quant::kQ8BlockSize, c.absmax[k], absmax_bytes(c.n));
+      std::memcpy(out.absmax[k] + begin / quant::kQ8BlockSize, c.absmax[k], absmax_bytes(c.n));
     }
-  };
-  const Parameter none{};
-  if (placement != Placement::kOffload) {
-    copy_out(chunk(none, 0, numel), 0);
-  } else {
-    OCTOPAGE_CHECK_RUNTIME(file != nullptr, "internal error: offloaded state without its file");
-    const std::unique_ptr<char, decltype(&std::free)> record(
-        static_cast<char*>(std::aligned_alloc(memory::kFileAlignment, record_stride)), &std::free);
-    OCTOPAGE_CHECK_RUNTIME(record != nullptr, "out of memory: could not allocate ", record_stride,
-                           " bytes to read offloaded state");
-    for (std::int64_t r = 0; r < num_records(); ++r) {
-      const memory::IoRequest read{memory::IoKind::kRead, record.get(), record_file_bytes(r),
-                                   file_offset + r * record_stride, 0};
-      const int error = memory::transfer(file->fd(), read);
-      OCTOPAGE_CHECK_RUNTIME(error == 0, "could not read offloaded optimizer state from '", file->path(),
-                             "': ", memory::io_error_text(error));
-      const std::int64_t begin = r * record_elements;
-      copy_out(record_chunk(none, record.get(), begin, std::min(record_elements, numel - begin)), begin);
+  });
+  return s;
+}
+
+void ParamState::restore(const StateSnapshot& snapshot, const memory::StateFile* file) {
+  const kernels::Chunk in = snapshot_chunk(const_cast<StateSnapshot&>(snapshot));  // read only
+  for_each_piece(file, memory::IoKind::kWrite, [&](const kernels::Chunk& c, std::int64_t begin) {
+    for (int k = 0; k < num_states; ++k) {
+      std::memcpy(c.state[k], static_cast<const char*>(in.state[k]) + begin * value_bytes(), array_bytes(k, c.n));
     }
-  }
-  const auto as_floats = [](const std::vector<std::uint8_t>& bytes) {
-    std::vector<float> values(bytes.size() / sizeof(float));
-    std::memcpy(values.data(), bytes.data(), bytes.size());
-    return values;
-  };
-  if (format == StateFormat::kFp32) {
-    s.state1 = as_floats(arrays[0]);
-    s.state2 = as_floats(arrays[1]);
-    if (amsgrad) s.state2_max = as_floats(arrays[2]);
+    for (int k = 0; k < num_absmax(); ++k) {
+      std::memcpy(c.absmax[k], in.absmax[k] + begin / quant::kQ8BlockSize, absmax_bytes(c.n));
+    }
+  });
+  step = snapshot.step;
+}
+
+StateSnapshot converted(StateSnapshot s, StateFormat format, bool amsgrad) {
+  if (!amsgrad) s.state2_max.clear();
+  if (s.step == 0 || s.format == format) return s;
+  const quant::DynamicCode* codes[2] = {&quant::signed_code(), &quant::unsigned_code()};
+  if (format == StateFormat::kQ8) {
+    const auto n = static_cast<std::int64_t>(s.state1.size());
+    s.state1_codes.resize(s.state1.size());
+    s.state2_codes.resize(s.state2.size());
+    s.absmax1.resize(static_cast<std::size_t>(quant::q8_num_blocks(n)));
+    s.absmax2.resize(s.absmax1.size());
+    quant::quantize_reference(*codes[0], s.state1.data(), n, s.state1_codes.data(), s.absmax1.data());
+    quant::quantize_reference(*codes[1], s.state2.data(), n, s.state2_codes.data(), s.absmax2.data());
+    s.state1 = {};
+    s.state2 = {};
   } else {
-    s.state1_codes = std::move(arrays[0]);
-    s.state2_codes = std::move(arrays[1]);
-    s.absmax1 = std::move(absmaxes[0]);
-    s.absmax2 = std::move(absmaxes[1]);
+    const auto n = static_cast<std::int64_t>(s.state1_codes.size());
+    s.state1.resize(s.state1_codes.size());
+    s.state2.resize(s.state2_codes.size());
+    quant::dequantize_reference(*codes[0], s.state1_codes.data(), s.absmax1.data(), n, s.state1.data());
+    quant::dequantize_reference(*codes[1], s.state2_codes.data(), s.absmax2.data(), n, s.state2.data());
+    s.state1_codes = {};
+    s.state2_codes = {};
+    s.absmax1 = {};
+    s.absmax2 = {};
   }
+  s.format = format;
   return s;
 }
 

@@ -10,6 +10,7 @@
 #include "octopage/optimizer.h"
 #include "src/kernels/chunk.h"
 #include "src/memory/buffer.h"
+#include "src/memory/io_queue.h"
 #include "src/memory/mapped_region.h"
 #include "src/memory/state_file.h"
 
@@ -74,6 +75,20 @@ struct ParamState {
   // A copy of the state; kOffload reads it from `file` (throws Error(kRuntime) on I/O
   // errors).
   StateSnapshot snapshot(const memory::StateFile* file) const;
+  // Writes a checked snapshot of this state's format, numel and amsgrad setting into the
+  // state's home (kOffload: into `file`) and takes its step.
+  void restore(const StateSnapshot& snapshot, const memory::StateFile* file);
+
+ private:
+  // Calls visit(chunk, begin) on every piece of the state: the whole of it in memory, or
+  // record by record for kOffload, read from `file` before the visit (kRead) or written
+  // to it after (kWrite).
+  template <class Visit>
+  void for_each_piece(const memory::StateFile* file, memory::IoKind io, Visit visit) const;
 };
+
+// The snapshot in `format` (Note [Loading state]): the same values, quantized with the
+// reference encoder or decoded, with max_exp_avg_sq only when `amsgrad`.
+StateSnapshot converted(StateSnapshot snapshot, StateFormat format, bool amsgrad);
 
 }  // namespace octopage::engine
