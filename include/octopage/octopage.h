@@ -1,6 +1,7 @@
 // octopage's public C++ API in one include.
 #pragma once
 
+#include "octopage/codes.h"
 #include "octopage/error.h"
 #include "octopage/memory_report.h"
 #include "octopage/optimizer.h"

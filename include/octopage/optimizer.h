@@ -121,6 +121,8 @@ class Optimizer {
 
   // A copy of a parameter's state, wherever it lives.
   StateSnapshot state(std::size_t group, std::size_t index) const;
+  // Its step count alone (0: no state yet), without copying the state.
+  std::int64_t state_step(std::size_t group, std::size_t index) const;
   // Replaces the state of the listed parameters (e.g. from a checkpoint); the others keep
   // theirs. Note [Loading state] says how a state of another format, placement or amsgrad
   // setting is taken. Every entry is checked and all new memory is allocated before any
@@ -136,6 +138,9 @@ class Optimizer {
 
  private:
   void check_usable() const;
+  // The state of parameter `index` of param group `group` (nullptr: none yet); throws
+  // Error when there is no such parameter.
+  const engine::ParamState* find_state(std::size_t group, std::size_t index) const;
   void note_peaks();
   MemoryReport report_bytes() const;  // memory_report() without asking the system
 

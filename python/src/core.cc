@@ -122,6 +122,46 @@ nb::ndarray<nb::numpy, T> to_numpy(std::vector<T> values) {
   return nb::ndarray<nb::numpy, T>(owner->data(), {owner->size()}, free_owner);
 }
 
+// A saved state array, copied: exactly `dtype`, on the CPU, contiguous.
+template <class T>
+std::vector<T> copy_state_array(const std::optional<Array>& a, const char* name) {
+  if (!a) return {};
+  OCTOPAGE_CHECK(a->dtype() == nb::dtype<T>(), "expected ", name, " of dtype ",
+                 describe(nb::dtype<T>()), ", got ", describe(a->dtype()));
+  OCTOPAGE_CHECK(a->device_type() == nb::device::cpu::value && is_contiguous(*a), "expected ", name,
+                 " as a contiguous CPU array");
+  const auto* data = static_cast<const T*>(a->data());
+  return std::vector<T>(data, data + a->size());
+}
+
+// One parameter's saved state as Python passes it: (group, index, step, format '8bit' or
+// '32bit', state1, state2, state2_max, absmax1, absmax2), arrays None where absent.
+using SavedState = std::tuple<std::size_t, std::size_t, std::int64_t, std::string, std::optional<Array>,
+                              std::optional<Array>, std::optional<Array>, std::optional<Array>,
+                              std::optional<Array>>;
+
+StateLoad state_load(const SavedState& saved) {
+  const auto& [group, index, step, format, state1, state2, state2_max, absmax1, absmax2] = saved;
+  StateLoad load;
+  load.group = group;
+  load.index = index;
+  load.state.step = step;
+  if (format == "8bit") {
+    load.state.format = StateFormat::kQ8;
+    load.state.state1_codes = copy_state_array<std::uint8_t>(state1, "state1 (8-bit codes)");
+    load.state.state2_codes = copy_state_array<std::uint8_t>(state2, "state2 (8-bit codes)");
+    load.state.absmax1 = copy_state_array<float>(absmax1, "absmax1");
+    load.state.absmax2 = copy_state_array<float>(absmax2, "absmax2");
+  } else {
+    OCTOPAGE_CHECK(format == "32bit", "expected a state format '8bit' or '32bit', got '", format, "'");
+    load.state.format = StateFormat::kFp32;
+    load.state.state1 = copy_state_array<float>(state1, "state1 (exp_avg)");
+    load.state.state2 = copy_state_array<float>(state2, "state2 (exp_avg_sq)");
+    load.state.state2_max = copy_state_array<float>(state2_max, "max_exp_avg_sq");
+  }
+  return load;
+}
+
 class PyOptimizer {
  public:
   PyOptimizer(const std::string& rule, std::optional<std::string> offload_dir, bool keep_files,
@@ -189,6 +229,31 @@ class PyOptimizer {
       if (!s.state2_max.empty()) d["state2_max"] = to_numpy(std::move(s.state2_max));
     }
     return d;
+  }
+
+  // Every parameter's step count, by group (0: no state yet).
+  std::vector<std::vector<std::int64_t>> state_steps() const {
+    std::vector<std::vector<std::int64_t>> steps(optimizer_.num_param_groups());
+    for (std::size_t g = 0; g < steps.size(); ++g) {
+      for (std::size_t i = 0; i < optimizer_.param_group(g).size(); ++i) {
+        steps[g].push_back(optimizer_.state_step(g, i));
+      }
+    }
+    return steps;
+  }
+
+  // Loads saved states (Note [Loading state]) after taking every group's current options,
+  // which decide each state's format.
+  void load_state(const std::vector<Options>& options, const std::vector<SavedState>& saved) {
+    OCTOPAGE_CHECK(options.size() == optimizer_.num_param_groups(), "expected the options of ",
+                   optimizer_.num_param_groups(), " parameter groups, got ", options.size());
+    std::vector<GroupOptions> converted;
+    for (const Options& o : options) converted.push_back(group_options(o));
+    std::vector<StateLoad> loads;
+    for (const SavedState& s : saved) loads.push_back(state_load(s));
+    for (std::size_t g = 0; g < converted.size(); ++g) optimizer_.param_group(g).options = converted[g];
+    nb::gil_scoped_release release;
+    optimizer_.load_state(std::move(loads));
   }
 
   nb::dict memory_report() const {
@@ -264,6 +329,11 @@ NB_MODULE(_core, m) {
     set_num_threads(n);
   });
 
+  m.def("q8_code", [](bool is_signed) {
+    const auto& values = q8_code_values(is_signed);
+    return python::to_numpy(std::vector<float>(values.begin(), values.end()));
+  }, nb::arg("signed"), "The 256 values of 8-bit state's code (bitsandbytes' qmap1: signed, qmap2: unsigned).");
+
   nb::class_<PyOptimizer>(m, "Optimizer")
       .def(nb::init<const std::string&, std::optional<std::string>, bool, std::uint64_t, std::uint64_t,
                     bool, const std::string&, const python::Options&>(),
@@ -272,6 +342,8 @@ NB_MODULE(_core, m) {
       .def("add_group", &PyOptimizer::add_group, nb::arg("params"), nb::arg("overrides"), nb::arg("options"))
       .def("step", &PyOptimizer::step, nb::arg("groups"))
       .def("state", &PyOptimizer::state, nb::arg("group"), nb::arg("index"))
+      .def("state_steps", &PyOptimizer::state_steps)
+      .def("load_state", &PyOptimizer::load_state, nb::arg("options"), nb::arg("states"))
       .def("memory_report", &PyOptimizer::memory_report)
       .def("state_files", &PyOptimizer::state_files)
       .def_prop_ro("failed", &PyOptimizer::failed);

@@ -259,11 +259,8 @@ void Optimizer::load_state(std::vector<StateLoad> loads) {
   // 1. Check every entry and convert it to its parameter's format; nothing changes yet.
   std::vector<std::pair<std::size_t, std::size_t>> seen;
   for (StateLoad& load : loads) {
-    OCTOPAGE_CHECK(load.group < groups_.size(), "expected a param group index below ", groups_.size(),
-                   ", got ", load.group);
+    find_state(load.group, load.index);  // checks the indices
     ParamGroup& group = groups_[load.group];
-    OCTOPAGE_CHECK(load.index < group.size(), "expected a parameter index below ", group.size(),
-                   " in param group ", load.group, ", got ", load.index);
     seen.emplace_back(load.group, load.index);
     engine::check_group_options(group.options, load.group);
     const Parameter& p = group.params_[load.index];
@@ -332,12 +329,22 @@ void Optimizer::note_peaks() {
   for (std::size_t t = 0; t < kNumTiers; ++t) peak_bytes_[t] = report.peak_bytes[t];
 }
 
-StateSnapshot Optimizer::state(std::size_t group, std::size_t index) const {
-  const ParamGroup& g = groups_.at(group);
+const engine::ParamState* Optimizer::find_state(std::size_t group, std::size_t index) const {
+  OCTOPAGE_CHECK(group < groups_.size(), "expected a param group index below ", groups_.size(), ", got ", group);
+  const ParamGroup& g = groups_[group];
   OCTOPAGE_CHECK(index < g.size(), "expected a parameter index below ", g.size(),
                  " in param group ", group, ", got ", index);
-  const engine::ParamState* state = g.states_[index].get();
+  return g.states_[index].get();
+}
+
+StateSnapshot Optimizer::state(std::size_t group, std::size_t index) const {
+  const engine::ParamState* state = find_state(group, index);
   return state != nullptr ? state->snapshot(tiers_->offload_file()) : StateSnapshot{};
+}
+
+std::int64_t Optimizer::state_step(std::size_t group, std::size_t index) const {
+  const engine::ParamState* state = find_state(group, index);
+  return state != nullptr ? state->step : 0;
 }
 
 std::vector<std::string> Optimizer::state_files() const { return tiers_->files(); }

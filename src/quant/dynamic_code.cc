@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <vector>
 
+#include "octopage/codes.h"
 #include "octopage/error.h"
 
 namespace octopage::quant {
@@ -79,3 +80,11 @@ const DynamicCode& unsigned_code() {
 }
 
 }  // namespace octopage::quant
+
+namespace octopage {
+
+const std::array<float, 256>& q8_code_values(bool is_signed) {
+  return (is_signed ? quant::signed_code() : quant::unsigned_code()).values;
+}
+
+}  // namespace octopage

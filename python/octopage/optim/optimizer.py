@@ -9,10 +9,13 @@ schedulers and manual edits of ``param_groups`` work.
 """
 import numbers
 import os
+from collections.abc import Mapping
+import sys
 
 import torch
 
 from octopage import _core, _threads
+from octopage.optim import _state
 from octopage.optim.manager import GlobalOptimManager
 
 def _number(name, value):
@@ -28,6 +31,37 @@ def _integer(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"expected {name} to be an int, got {value!r}")
     return int(value)
+
+
+def _dtensor_class():
+    """torch's DTensor class, or None while torch.distributed.tensor is not imported (then
+    no DTensor exists, so plain training never pays for the import)."""
+    module = sys.modules.get("torch.distributed.tensor")
+    return None if module is None else module.DTensor
+
+
+def _local_param(p):
+    """(the tensor the core updates, the whole parameter's numel or None) for a parameter.
+    A DTensor (FSDP2's fully_shard, tensor parallelism) is updated through its local shard
+    in place, and its 8-bit-or-not decision is taken on the whole parameter (format_numel),
+    so every rank chooses the format an unsharded run would."""
+    dtensor = _dtensor_class()
+    if dtensor is not None and isinstance(p, dtensor):
+        return p.detach().to_local(), p.numel()
+    return p.detach(), None
+
+
+def _local_grad(p, g):
+    """The gradient's local tensor. A DTensor gradient must be placed as its parameter (FSDP2
+    reduce-scatters it so): the local shard of a Partial gradient is not yet the gradient."""
+    dtensor = _dtensor_class()
+    if dtensor is not None and isinstance(g, dtensor):
+        placements = p.placements if isinstance(p, dtensor) else None
+        if g.placements != placements:
+            raise ValueError(f"expected the gradient of a DTensor parameter to be placed as the parameter "
+                             f"{placements}, got {g.placements}; reduce or redistribute it before step()")
+        return g.to_local()
+    return g.detach()
 
 
 def _core_options(group):
@@ -87,6 +121,7 @@ class Optimizer(torch.optim.Optimizer):
             _core.DEFAULT_CHUNK_BYTES if chunk_bytes is None else int(chunk_bytes),
             bool(direct_io), io_backend, core_defaults)
         super().__init__(params, defaults)
+        self.state = _state.StateView(self)
 
     def add_param_group(self, param_group):
         """torch's add_param_group, then the group is checked and registered with the core
@@ -100,8 +135,14 @@ class Optimizer(torch.optim.Optimizer):
             for p in params:
                 if p.is_sparse:
                     raise ValueError("expected dense parameters, got a sparse tensor")
-            overrides = [GlobalOptimManager.get_instance().overrides_for(p) for p in params]
-            self._core.add_group([p.detach() for p in params], overrides, options)
+            manager = GlobalOptimManager.get_instance()
+            tensors, overrides = [], []
+            for p in params:
+                local, whole_numel = _local_param(p)
+                bits, placement, _ = manager.overrides_for(p)
+                tensors.append(local)
+                overrides.append((bits, placement, whole_numel))
+            self._core.add_group(tensors, overrides, options)
         except Exception:
             del self.param_groups[before:]
             raise
@@ -115,8 +156,8 @@ class Optimizer(torch.optim.Optimizer):
                 g = p.grad
                 if g is not None and g.is_sparse:
                     raise ValueError("expected dense gradients, got a sparse gradient")
-                grads.append(None if g is None else g.detach())
-            groups.append((_core_options(group), [p.detach() for p in params], grads))
+                grads.append(None if g is None else _local_grad(p, g))
+            groups.append((_core_options(group), [_local_param(p)[0] for p in params], grads))
         return groups
 
     @torch.no_grad()
@@ -131,12 +172,63 @@ class Optimizer(torch.optim.Optimizer):
         return loss
 
     def state_dict(self):
-        raise NotImplementedError(
-            "octopage optimizers cannot save their state yet (state_dict is the next piece of work); "
-            "refusing rather than returning a state_dict without the optimizer state")
+        """torch's layout (``state`` by parameter index, ``param_groups``) with each
+        parameter's state as bitsandbytes saves it (see octopage/optim/_state.py), so it
+        loads into bitsandbytes' optimizers too. Tensors are copies."""
+        packed_groups, state, index = [], {}, 0
+        steps = self._core.state_steps()
+        for g, group in enumerate(self.param_groups):
+            packed = {k: v for k, v in group.items() if k != "params"}
+            packed["params"] = list(range(index, index + len(group["params"])))
+            packed_groups.append(packed)
+            for i, p in enumerate(group["params"]):
+                if steps[g][i] > 0:
+                    state[index + i] = _state.wrap(self.state[p])
+            index += len(group["params"])
+        return {"state": state, "param_groups": packed_groups}
+
+    # Group keys that say how this optimizer keeps state: a loaded state_dict does not
+    # change them (Note [Loading state] in src/engine/optimizer.cc).
+    _STATE_FORMAT_KEYS = ("params", "optim_bits", "min_8bit_size", "placement")
 
     def load_state_dict(self, state_dict):
-        raise NotImplementedError("octopage optimizers cannot load a state_dict yet")
+        """Loads a state_dict of an octopage, bitsandbytes or torch.optim Adam/AdamW.
+        Hyperparameters come from the state_dict; state keeps this optimizer's format
+        (converted when the saver's differs) and placement. All or nothing: on an error
+        neither param_groups nor any state changed."""
+        if not isinstance(state_dict, Mapping) or "state" not in state_dict or "param_groups" not in state_dict:
+            raise ValueError("expected a state_dict with 'state' and 'param_groups'")
+        groups, saved_groups = self.param_groups, state_dict["param_groups"]
+        if len(groups) != len(saved_groups):
+            raise ValueError(f"loaded state dict has {len(saved_groups)} parameter groups, this optimizer "
+                             f"{len(groups)}")
+        where_of = {}
+        for g, (group, saved) in enumerate(zip(groups, saved_groups)):
+            if len(group["params"]) != len(saved["params"]):
+                raise ValueError(f"loaded state dict's param group {g} has {len(saved['params'])} parameters, "
+                                 f"this optimizer's {len(group['params'])}")
+            for i, key in enumerate(saved["params"]):
+                where_of[key] = (g, i)
+        new_groups = []
+        for group, saved in zip(groups, saved_groups):
+            new = dict(group)
+            new.update({k: v for k, v in saved.items() if k not in self._STATE_FORMAT_KEYS})
+            new_groups.append(new)
+        loads, loaded = [], set()
+        for key, entry in state_dict["state"].items():
+            if key not in where_of:
+                raise ValueError(f"loaded state dict has state for parameter {key!r}, which none of its "
+                                 "param groups lists")
+            g, i = where_of[key]
+            loads.append((g, i, *_state.from_entry(entry, f"param group {g}, parameter {i}")))
+            loaded.add((g, i))
+        for g, group in enumerate(groups):  # as in torch: a parameter without saved state has none
+            loads.extend((g, i, *_state.NO_STATE) for i in range(len(group["params"])) if (g, i) not in loaded)
+        self._load_core_states(new_groups, loads)
+        self.param_groups[:] = new_groups
+
+    def _load_core_states(self, groups, loads):
+        self._core.load_state([_core_options(group) for group in groups], loads)
 
     def memory_report(self):
         """State bytes per tier ('host', 'device', 'file'), staging ring bytes, peaks."""
