@@ -133,15 +133,18 @@ class StateView(MutableMapping):
     def _local_shape(self, p):
         return p.to_local().shape if hasattr(p, "to_local") else p.shape
 
+    def entry(self, g, i):
+        """The state of parameter i of param group g ({} when it has none)."""
+        core_state = self._optimizer._core.state(g, i)
+        if core_state["step"] == 0:
+            return {}
+        return to_tensors(core_state, self._local_shape(self._optimizer.param_groups[g]["params"][i]))
+
     def __getitem__(self, p):
         where = self._locate(p)
         if where is None:
             raise KeyError(p)
-        g, i = where
-        core_state = self._optimizer._core.state(g, i)
-        if core_state["step"] == 0:
-            return {}
-        return to_tensors(core_state, self._local_shape(p))
+        return self.entry(*where)
 
     def __setitem__(self, p, entry):
         where = self._locate(p)

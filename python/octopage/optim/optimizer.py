@@ -181,9 +181,9 @@ class Optimizer(torch.optim.Optimizer):
             packed = {k: v for k, v in group.items() if k != "params"}
             packed["params"] = list(range(index, index + len(group["params"])))
             packed_groups.append(packed)
-            for i, p in enumerate(group["params"]):
+            for i in range(len(group["params"])):
                 if steps[g][i] > 0:
-                    state[index + i] = _state.wrap(self.state[p])
+                    state[index + i] = _state.wrap(self.state.entry(g, i))
             index += len(group["params"])
         return {"state": state, "param_groups": packed_groups}
 
