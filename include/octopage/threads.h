@@ -11,4 +11,9 @@ int num_threads();
 // n >= 1. Takes effect at the next step. Results do not depend on it.
 void set_num_threads(int n);
 
+// For framework adapters, before each step: use the framework's n threads (so the two
+// never oversubscribe the cores), unless the user chose a count with set_num_threads or
+// OCTOPAGE_NUM_THREADS, which then stays.
+void follow_num_threads(int n);
+
 }  // namespace octopage

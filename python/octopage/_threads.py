@@ -3,11 +3,7 @@
 Unless set here (or by the environment variable OCTOPAGE_NUM_THREADS), octopage follows
 torch.get_num_threads() at every step, so it never runs more threads than torch does.
 """
-import os
-
 from octopage import _core
-
-_explicit = "OCTOPAGE_NUM_THREADS" in os.environ
 
 
 def num_threads() -> int:
@@ -17,14 +13,11 @@ def num_threads() -> int:
 
 def set_num_threads(n: int) -> None:
     """Use n threads from the next step on, instead of following torch."""
-    global _explicit
     if isinstance(n, bool) or not isinstance(n, int):
         raise ValueError(f"expected num_threads to be an int >= 1, got {n!r}")
     _core.set_num_threads(n)
-    _explicit = True
 
 
 def follow(torch_threads: int) -> None:
     """Called before every step: take torch's thread count unless one was set."""
-    if not _explicit and torch_threads != _core.num_threads():
-        _core.set_num_threads(max(1, torch_threads))
+    _core.follow_num_threads(torch_threads)

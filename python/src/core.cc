@@ -329,6 +329,8 @@ NB_MODULE(_core, m) {
     set_num_threads(n);
   });
 
+  m.def("follow_num_threads", &follow_num_threads, nb::arg("n"),
+        "Use n threads (the framework's) unless set_num_threads or OCTOPAGE_NUM_THREADS chose a count.");
   m.def("q8_code", [](bool is_signed) {
     const auto& values = q8_code_values(is_signed);
     return python::to_numpy(std::vector<float>(values.begin(), values.end()));

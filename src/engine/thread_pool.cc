@@ -2,6 +2,7 @@
 
 #include <sched.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <string>
 
@@ -113,8 +114,21 @@ void ThreadPool::run(std::int64_t n, TaskFn fn, void* context) {
 
 namespace octopage {
 
+namespace {
+// Whether the user chose the thread count (follow_num_threads then leaves it).
+std::atomic<bool> g_count_chosen{std::getenv("OCTOPAGE_NUM_THREADS") != nullptr};
+}  // namespace
+
 int num_threads() { return engine::ThreadPool::instance().num_threads(); }
 
-void set_num_threads(int n) { engine::ThreadPool::instance().set_num_threads(n); }
+void set_num_threads(int n) {
+  engine::ThreadPool::instance().set_num_threads(n);
+  g_count_chosen.store(true, std::memory_order_relaxed);
+}
+
+void follow_num_threads(int n) {
+  if (g_count_chosen.load(std::memory_order_relaxed)) return;
+  engine::ThreadPool::instance().set_num_threads(n < 1 ? 1 : n);
+}
 
 }  // namespace octopage

@@ -4,7 +4,6 @@
 #include "octopage/torch/optim.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <memory>
 #include <string>
 #include <utility>
@@ -70,12 +69,8 @@ TensorRef tensor_ref(const ::torch::Tensor& t, const char* what, std::size_t gro
   return TensorRef{t.data_ptr(), t.numel(), dtype, Device::kCPU};
 }
 
-// A step uses torch's intra-op thread count, unless OCTOPAGE_NUM_THREADS says otherwise.
-void follow_torch_threads() {
-  static const bool set_by_environment = std::getenv("OCTOPAGE_NUM_THREADS") != nullptr;
-  const int threads = std::max(1, at::get_num_threads());
-  if (!set_by_environment && threads != num_threads()) set_num_threads(threads);
-}
+// A step uses torch's intra-op thread count, unless the user chose one for octopage.
+void follow_torch_threads() { follow_num_threads(at::get_num_threads()); }
 
 // The defaults of a named class: the options `given` sets, over its class's.
 AdamOptions class_defaults(const AdamOptions& given, const Variant& variant) {
