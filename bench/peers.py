@@ -5,6 +5,10 @@ bandwidth measured here, plus the cost of octopage's Python layer.
     PYTHONPATH=build/python .venv/bin/python bench/peers.py [--sizes 10M,100M] [--small 1000]
 
 Peers that are not installed (bitsandbytes, torchao, deepspeed) are listed as such.
+DeepSpeed without a second torch: pip install --no-deps deepspeed, then its small
+dependencies (hjson ninja py-cpuinfo pydantic msgpack psutil einops tqdm); the first
+DeepSpeedCPUAdam builds its C++ op with ninja (about a minute; cached in
+~/.cache/torch_extensions), and a failed build is listed with the reason.
 A program that prints figures, never a test.
 """
 import argparse
@@ -63,9 +67,10 @@ def peers():
         missing.append(f"torchao ({type(e).__name__})")
     try:
         from deepspeed.ops.adam import DeepSpeedCPUAdam
+        DeepSpeedCPUAdam([torch.nn.Parameter(torch.zeros(1))])  # builds (or loads) its C++ op now
         out.append(("deepspeed DeepSpeedCPUAdam", 28, lambda ps: DeepSpeedCPUAdam(ps, adamw_mode=True)))
-    except Exception as e:  # noqa: BLE001
-        missing.append(f"deepspeed ({type(e).__name__})")
+    except Exception as e:  # noqa: BLE001 - not installed, or its op does not build here
+        missing.append(f"deepspeed ({type(e).__name__}: {str(e)[:80]})")
     return out, missing
 
 
@@ -92,7 +97,7 @@ def python_overhead(n, tensors, min_time):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10M,100M")
     parser.add_argument("--small", type=int, default=1000, help="also N tensors of 4096 elements (0: skip)")
     parser.add_argument("--min-time", type=float, default=1.0)
