@@ -292,15 +292,48 @@ TEST(Optimizer, EightBitStateDecodesToTheMomentsOfTheFirstStep) {
   }
 }
 
-TEST(Optimizer, EmptyParameterIsAccepted) {
-  TestParam a(DType::kFloat32, 10, 1);
-  Optimizer opt(Rule::kAdam);
-  opt.add_param_group({Parameter{TensorRef{nullptr, 0, DType::kFloat32}, TensorRef{nullptr, 0, DType::kFloat32}},
-                       a.parameter()});
-  a.set_grad(2);
-  opt.step();
-  EXPECT_EQ(opt.state(0, 0).step, 0);
-  EXPECT_EQ(opt.state(0, 1).step, 1);
+// An empty shard of a sharded parameter (FSDP2 gives some ranks 0 elements) steps as
+// torch.optim steps it: with a gradient its step count advances, without one it does not;
+// it holds no state bytes in any placement, and its state saves and loads like any other.
+TEST(Optimizer, EmptyParameterWithAGradientCountsItsSteps) {
+  for (Placement placement : {Placement::kDevice, Placement::kPaged, Placement::kOffload}) {
+    for (int bits : {32, 8}) {
+      SCOPED_TRACE(std::string(placement_name(placement)) + " " + std::to_string(bits) + "-bit");
+      GroupOptions o = options_for(Rule::kAdamW, bits);
+      o.placement = placement;
+      TestParam a(DType::kFloat32, 10, 1);
+      const TensorRef empty{nullptr, 0, DType::kFloat32};
+      const TensorRef empty_grad{empty_tensor_data(), 0, DType::kFloat32};
+      ParamOverrides whole;  // the whole parameter is large: 8-bit state, as on the other ranks
+      whole.format_numel = 1 << 20;
+      Optimizer opt(Rule::kAdamW, o);
+      ParamGroup& group = opt.add_param_group({Parameter{empty, empty_grad, whole}, Parameter{empty, empty},
+                                               a.parameter()});
+      a.set_grad(2);
+      opt.step();
+      opt.step();
+      const StateSnapshot s = opt.state(0, 0);
+      EXPECT_EQ(s.step, 2);
+      EXPECT_EQ(s.format, bits == 8 ? StateFormat::kQ8 : StateFormat::kFp32);
+      EXPECT_EQ(s.placement, placement);
+      EXPECT_TRUE(s.state1.empty() && s.state1_codes.empty() && s.absmax1.empty());
+      EXPECT_EQ(opt.state(0, 1).step, 0);  // no gradient, no step
+      EXPECT_EQ(opt.state(0, 2).step, 2);
+      EXPECT_EQ(opt.memory_report().total_state_bytes(), opt.memory_report().state_bytes_in(
+                    placement == Placement::kDevice ? Tier::kHost : Tier::kFile));
+
+      StateSnapshot saved = s;
+      saved.step = 7;
+      opt.load_state({StateLoad{0, 0, saved}});
+      EXPECT_EQ(opt.state(0, 0).step, 7);
+      group.set_grad(0, TensorRef{});
+      opt.step();
+      EXPECT_EQ(opt.state(0, 0).step, 7);
+      group.set_grad(0, empty_grad);
+      opt.step();
+      EXPECT_EQ(opt.state(0, 0).step, 8);
+    }
+  }
 }
 
 }  // namespace

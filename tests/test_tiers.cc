@@ -33,8 +33,8 @@ TierOptions small_ring(IoBackend backend = IoBackend::kAuto) {
   return t;
 }
 
-// Sizes: several records and chunks, odd tails, a 1-element and many small tensors.
-const std::vector<std::int64_t> kSizes = {150001, 4096, 4099, 255, 1, 70000, 8192, 300};
+// Sizes: several records and chunks, odd tails, a 1-element, an empty and many small tensors.
+const std::vector<std::int64_t> kSizes = {150001, 4096, 4099, 255, 1, 0, 70000, 8192, 300};
 
 // TrainingRun with a schedule: at step s every parameter gets a gradient except
 // parameter s % size (from step 2 on), and lr changes, so skipped parameters and

@@ -36,7 +36,10 @@ struct ParamOverrides {
 };
 
 // A parameter and its gradient. The gradient has the parameter's element count, dtype
-// and device; grad.data == nullptr means "no gradient this step": step() skips it.
+// and device; grad.data == nullptr means "no gradient this step": step() skips it. A
+// 0-element parameter with a gradient (an empty shard of a sharded parameter) steps as
+// torch.optim steps it: its step count advances; it has no state values (pass
+// empty_tensor_data() as the data of an empty gradient that has no address).
 struct Parameter {
   TensorRef value;
   TensorRef grad;

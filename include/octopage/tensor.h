@@ -19,6 +19,15 @@ struct TensorRef {
   Device device = Device::kCPU;
 };
 
+// An address for a 0-element buffer that its framework gave none (nullptr): any non-null
+// address will do, since nothing is read or written there. Adapters pass it for empty
+// tensors, because a gradient with data == nullptr means "no gradient" (optimizer.h),
+// while an empty gradient is a gradient: its parameter's step count advances.
+inline void* empty_tensor_data() {
+  static char byte;
+  return &byte;
+}
+
 constexpr std::size_t dtype_size(DType dtype) {
   return dtype == DType::kFloat32 ? 4 : 2;
 }

@@ -50,8 +50,10 @@ DType dtype_of(const Array& a, const char* what) {
                       " of dtype float32, bfloat16 or float16, got ", describe(t));
 }
 
-// A dense row-major tensor: the strides of its shape (dimensions of size 1 may have any).
+// A dense row-major tensor: the strides of its shape (dimensions of size 1 may have any;
+// an empty tensor is dense whatever its strides).
 bool is_contiguous(const Array& a) {
+  if (a.size() == 0) return true;
   std::int64_t expected = 1;
   for (std::size_t d = a.ndim(); d-- > 0;) {
     if (a.shape(d) != 1 && a.stride(d) != expected) return false;
@@ -72,7 +74,7 @@ TensorRef tensor_ref(const Array& a, const char* what) {
   OCTOPAGE_CHECK(is_contiguous(a), "expected ", what,
                  " to be contiguous (octopage updates memory in place), got a strided view; "
                  "call .contiguous() on the parameter itself, not on a view");
-  t.data = const_cast<void*>(a.data());
+  t.data = a.size() == 0 ? empty_tensor_data() : const_cast<void*>(a.data());
   t.numel = static_cast<std::int64_t>(a.size());
   t.device = Device::kCPU;
   return t;
@@ -323,6 +325,7 @@ NB_MODULE(_core, m) {
   const TierOptions tiers;
   m.attr("DEFAULT_RING_BYTES") = tiers.ring_bytes;
   m.attr("DEFAULT_CHUNK_BYTES") = tiers.chunk_bytes;
+  m.attr("Q8_BLOCK_SIZE") = kQ8BlockSize;
   m.def("num_threads", &num_threads, "Threads a step uses, the calling thread included.");
   m.def("set_num_threads", [](int n) {
     OCTOPAGE_CHECK(n >= 1, "expected num_threads >= 1, got ", n);

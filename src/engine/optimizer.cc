@@ -129,7 +129,7 @@ void Optimizer::step() {
     for (std::size_t i = 0; i < group.size(); ++i) {
       const Parameter& p = group.params_[i];
       engine::check_parameter(p, group.options, g, i);
-      if (p.grad.data == nullptr || p.value.numel == 0) continue;
+      if (p.grad.data == nullptr) continue;
       const engine::ParamState* state = group.states_[i].get();
       if (state != nullptr) engine::check_state_fits(*state, p, group.options, g, i);
       updates.push_back({&group, g, i});

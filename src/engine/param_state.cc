@@ -122,6 +122,7 @@ void ParamState::zero_fill(const kernels::Chunk& c) const {
 template <class Visit>
 void ParamState::for_each_piece(const memory::StateFile* file, memory::IoKind io, Visit visit) const {
   const Parameter none{};
+  if (numel == 0) return;  // nothing placed, nothing to copy
   if (placement != Placement::kOffload) {
     visit(chunk(none, 0, numel), std::int64_t{0});
     return;

@@ -84,16 +84,16 @@ memory::StateFile& Tiers::file(std::unique_ptr<memory::StateFile>& slot, const c
 }
 
 void Tiers::place(const std::vector<ParamState*>& states) {
-  std::vector<ParamState*> paged, offloaded;
+  std::vector<ParamState*> in_ram, paged, offloaded;
   for (ParamState* s : states) {
+    if (s->numel == 0) continue;  // no bytes to place (an empty shard)
+    if (s->placement == Placement::kDevice) in_ram.push_back(s);
     if (s->placement == Placement::kPaged) paged.push_back(s);
     if (s->placement == Placement::kOffload) offloaded.push_back(s);
   }
   const std::uint64_t paged_size = paged_file_ ? paged_file_->size() : 0;
   try {
-    for (ParamState* s : states) {
-      if (s->placement == Placement::kDevice) place_in_ram(*s);
-    }
+    for (ParamState* s : in_ram) place_in_ram(*s);
     if (!paged.empty()) place_paged(paged);
     if (!offloaded.empty()) place_offloaded(offloaded);
   } catch (...) {

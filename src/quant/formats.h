@@ -19,9 +19,11 @@
 
 #include <cstdint>
 
+#include "octopage/codes.h"
+
 namespace octopage::quant {
 
-inline constexpr std::int64_t kQ8BlockSize = 256;
+inline constexpr std::int64_t kQ8BlockSize = octopage::kQ8BlockSize;
 
 constexpr std::int64_t q8_num_blocks(std::int64_t n) {
   return (n + kQ8BlockSize - 1) / kQ8BlockSize;

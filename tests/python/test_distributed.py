@@ -19,6 +19,7 @@ import torch.distributed as dist
 
 import octopage
 from octopage import optim
+from octopage.optim._state import QUANT_KEY
 
 WORLD = 2
 STEPS = 8
@@ -229,12 +230,24 @@ def fsdp_scenario(rank, directory):
     return out
 
 
+def full_optim_state(model, opt):
+    """The optimizer's state gathered whole (full_state_dict=True), by parameter name."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+
+    _, optim_state = get_state_dict(model, opt, options=StateDictOptions(full_state_dict=True))
+    return optim_state["state"]
+
+
 def fsdp_checkpoint_scenario(rank, directory):
     out = {}
     for name in CLASSES:
-        model, _, restored = fsdp_training(getattr(optim, name), UNALIGNED, os.path.join(directory, name))
+        cls = getattr(optim, name)
+        model, opt, restored = fsdp_training(cls, UNALIGNED, os.path.join(directory, name))
         out[name] = dict(params=[p.full_tensor() for p in model.parameters()],
-                         restored_params=[p.full_tensor() for p in restored.parameters()])
+                         restored_params=[p.full_tensor() for p in restored.parameters()],
+                         full_state=full_optim_state(model, opt))
+        if rank == 0:
+            out[name]["ref_state"] = reference(cls)[1].state_dict()["state"]
     return out
 
 
@@ -391,11 +404,6 @@ def test_fsdp2_refuses_a_partial_gradient(fsdp_results, key):
             r[key]["partial_grad_error"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "not yet: for DTensor parameters octopage's state_dict gives plain tensors of the local shard, which "
-    "dcp.save stores once as if replicated (rank 1 would load rank 0's state), and no state at all for an "
-    "empty shard (the core never steps a 0-element tensor), so set_state_dict refuses: 'Missing optimizer "
-    "state for parameter '6.weight' in checkpoint'"))
 def test_fsdp2_checkpoint_resumes_bitwise(fsdp_results, tmp_path):
     """dcp.save of get_state_dict(model, optimizer) after CHECKPOINT_AFTER steps, without
     gradients, does not change training, and a fresh sharded model and optimizer loaded
@@ -406,6 +414,20 @@ def test_fsdp2_checkpoint_resumes_bitwise(fsdp_results, tmp_path):
             assert_equal_params(r[name]["params"], fsdp_results[rank][name]["params"],
                                 f"{name}, rank {rank}: saving changed training")
             assert_equal_params(r[name]["restored_params"], r[name]["params"], f"{name}, rank {rank}: restored")
+    # 32-bit state gathered whole (get_state_dict's full_state_dict) is the unsharded run's
+    # state: each rank's shard is a DTensor placed as its parameter. Every parameter has
+    # state, the empty shards' included, with the unsharded run's step count.
+    ranks = [r["AdamW32bit"] for r in results]
+    expected = ranks[0]["ref_state"]
+    for r in ranks:
+        names = list(r["full_state"])
+        assert len(names) == len(expected) == 8
+        for name, index in zip(names, sorted(expected)):
+            got, want = r["full_state"][name], expected[index]
+            assert got["step"] == want["step"] == STEPS, name
+            for key in ("state1", "state2"):
+                got_tensor, want_tensor = got[QUANT_KEY][key], want[QUANT_KEY][key]
+                assert got_tensor.shape == want_tensor.shape and torch.equal(got_tensor, want_tensor), (name, key)
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ TensorRef tensor_ref(const ::torch::Tensor& t, const char* what, std::size_t gro
   TORCH_CHECK_VALUE(t.is_contiguous(), "param group ", group, ", parameter ", index, ": expected a contiguous ",
                     what, " (octopage updates memory in place), got a strided view of sizes ", t.sizes(),
                     " and strides ", t.strides(), "; make the parameter itself contiguous, not a view of it");
-  return TensorRef{t.data_ptr(), t.numel(), dtype, Device::kCPU};
+  return TensorRef{t.numel() == 0 ? empty_tensor_data() : t.data_ptr(), t.numel(), dtype, Device::kCPU};
 }
 
 // A step uses torch's intra-op thread count, unless the user chose one for octopage.

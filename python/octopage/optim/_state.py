@@ -14,6 +14,7 @@ from collections.abc import Mapping, MutableMapping
 import torch
 
 from octopage import _core
+from octopage.optim import _dtensor
 
 QUANT_KEY = "__bnb_optimizer_quant_state__"
 # The keys bitsandbytes wraps under QUANT_KEY (the ones octopage writes are a subset).
@@ -30,21 +31,33 @@ def q8_code(signed):
     return _codes[signed]
 
 
-def to_tensors(core_state, shape):
-    """The state the core returned (NumPy arrays) as bitsandbytes' unwrapped entry."""
+def q8_num_blocks(numel):
+    return -(-numel // _core.Q8_BLOCK_SIZE)
+
+
+def to_tensors(core_state, p):
+    """The state the core returned (NumPy arrays) for parameter p as bitsandbytes' unwrapped
+    entry. For a DTensor p, the state of its local shard as DTensors (Note [Sharded 8-bit
+    absmax] in _dtensor.py)."""
+    sharded = _dtensor.is_dtensor(p)
+    shape = _dtensor.local_shape(p)
+
+    def shaped(key):
+        local = torch.from_numpy(core_state[key]).view(shape)
+        return _dtensor.like_param(local, p) if sharded else local
+
+    def absmax(key):
+        local = torch.from_numpy(core_state[key])
+        return _dtensor.sharded_absmax(local, p, q8_num_blocks) if sharded else local
+
     entry = {"step": int(core_state["step"])}
     if core_state["format"] == "8bit":
-        entry["state1"] = torch.from_numpy(core_state["state1"]).view(shape)
-        entry["qmap1"] = q8_code(True)
-        entry["state2"] = torch.from_numpy(core_state["state2"]).view(shape)
-        entry["qmap2"] = q8_code(False)
-        entry["absmax1"] = torch.from_numpy(core_state["absmax1"])
-        entry["absmax2"] = torch.from_numpy(core_state["absmax2"])
+        entry.update(state1=shaped("state1"), qmap1=q8_code(True), state2=shaped("state2"), qmap2=q8_code(False),
+                     absmax1=absmax("absmax1"), absmax2=absmax("absmax2"))
     else:
-        entry["state1"] = torch.from_numpy(core_state["state1"]).view(shape)
-        entry["state2"] = torch.from_numpy(core_state["state2"]).view(shape)
+        entry.update(state1=shaped("state1"), state2=shaped("state2"))
         if "state2_max" in core_state:
-            entry["max_exp_avg_sq"] = torch.from_numpy(core_state["state2_max"]).view(shape)
+            entry["max_exp_avg_sq"] = shaped("state2_max")
     return entry
 
 
@@ -58,9 +71,15 @@ def wrap(entry):
 def _flat(tensor, dtype, name, where):
     if not isinstance(tensor, torch.Tensor):
         raise ValueError(f"{where}: expected {name} to be a tensor, got {type(tensor).__name__}")
-    if hasattr(tensor, "to_local"):  # a DTensor: this rank's part
+    if _dtensor.is_dtensor(tensor):  # this rank's part
         tensor = tensor.to_local()
     return tensor.detach().to("cpu", dtype).contiguous().view(-1)
+
+
+def _absmax(e, key, codes, where):
+    """absmax of the 8-bit codes; a DTensor's part is padded (Note [Sharded 8-bit absmax])."""
+    absmax = _flat(e[key], torch.float32, key, where)
+    return absmax[:q8_num_blocks(codes.numel())] if _dtensor.is_dtensor(e[key]) else absmax
 
 
 def _step(value, where):
@@ -103,10 +122,9 @@ def from_entry(entry, where):
             if qmap is not None and not torch.equal(_flat(qmap, torch.float32, key, where), q8_code(signed)):
                 raise ValueError(f"{where}: the state's {key} is not the {'signed' if signed else 'unsigned'} "
                                  "dynamic code octopage uses, so its 8-bit codes cannot be decoded here")
-        return (step, "8bit", _flat(state1, torch.uint8, "state1", where),
-                _flat(e["state2"], torch.uint8, "state2", where), None,
-                _flat(e["absmax1"], torch.float32, "absmax1", where),
-                _flat(e["absmax2"], torch.float32, "absmax2", where))
+        codes1, codes2 = _flat(state1, torch.uint8, "state1", where), _flat(e["state2"], torch.uint8, "state2", where)
+        return (step, "8bit", codes1, codes2, None, _absmax(e, "absmax1", codes1, where),
+                _absmax(e, "absmax2", codes2, where))
     state2_max = e.get("max_exp_avg_sq")
     return (step, "32bit", _flat(state1, torch.float32, "state1", where), _flat(state2, torch.float32, "state2", where),
             None if state2_max is None else _flat(state2_max, torch.float32, "max_exp_avg_sq", where), None, None)
@@ -130,15 +148,12 @@ class StateView(MutableMapping):
                     return g, i
         return None
 
-    def _local_shape(self, p):
-        return p.to_local().shape if hasattr(p, "to_local") else p.shape
-
     def entry(self, g, i):
         """The state of parameter i of param group g ({} when it has none)."""
         core_state = self._optimizer._core.state(g, i)
         if core_state["step"] == 0:
             return {}
-        return to_tensors(core_state, self._local_shape(self._optimizer.param_groups[g]["params"][i]))
+        return to_tensors(core_state, self._optimizer.param_groups[g]["params"][i])
 
     def __getitem__(self, p):
         where = self._locate(p)

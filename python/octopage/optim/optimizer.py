@@ -10,13 +10,13 @@ schedulers and manual edits of ``param_groups`` work.
 import numbers
 import os
 from collections.abc import Mapping
-import sys
 
 import torch
 
 from octopage import _core, _threads
-from octopage.optim import _state
+from octopage.optim import _dtensor, _state
 from octopage.optim.manager import GlobalOptimManager
+
 
 def _number(name, value):
     """A Python float of a number or a one-element tensor (schedulers may set tensors)."""
@@ -31,37 +31,6 @@ def _integer(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"expected {name} to be an int, got {value!r}")
     return int(value)
-
-
-def _dtensor_class():
-    """torch's DTensor class, or None while torch.distributed.tensor is not imported (then
-    no DTensor exists, so plain training never pays for the import)."""
-    module = sys.modules.get("torch.distributed.tensor")
-    return None if module is None else module.DTensor
-
-
-def _local_param(p):
-    """(the tensor the core updates, the whole parameter's numel or None) for a parameter.
-    A DTensor (FSDP2's fully_shard, tensor parallelism) is updated through its local shard
-    in place, and its 8-bit-or-not decision is taken on the whole parameter (format_numel),
-    so every rank chooses the format an unsharded run would."""
-    dtensor = _dtensor_class()
-    if dtensor is not None and isinstance(p, dtensor):
-        return p.detach().to_local(), p.numel()
-    return p.detach(), None
-
-
-def _local_grad(p, g):
-    """The gradient's local tensor. A DTensor gradient must be placed as its parameter (FSDP2
-    reduce-scatters it so): the local shard of a Partial gradient is not yet the gradient."""
-    dtensor = _dtensor_class()
-    if dtensor is not None and isinstance(g, dtensor):
-        placements = p.placements if isinstance(p, dtensor) else None
-        if g.placements != placements:
-            raise ValueError(f"expected the gradient of a DTensor parameter to be placed as the parameter "
-                             f"{placements}, got {g.placements}; reduce or redistribute it before step()")
-        return g.to_local()
-    return g.detach()
 
 
 def _core_options(group):
@@ -138,7 +107,7 @@ class Optimizer(torch.optim.Optimizer):
             manager = GlobalOptimManager.get_instance()
             tensors, overrides = [], []
             for p in params:
-                local, whole_numel = _local_param(p)
+                local, whole_numel = _dtensor.local_param(p)
                 bits, placement, _ = manager.overrides_for(p)
                 tensors.append(local)
                 overrides.append((bits, placement, whole_numel))
@@ -156,8 +125,8 @@ class Optimizer(torch.optim.Optimizer):
                 g = p.grad
                 if g is not None and g.is_sparse:
                     raise ValueError("expected dense gradients, got a sparse gradient")
-                grads.append(None if g is None else _local_grad(p, g))
-            groups.append((_core_options(group), [_local_param(p)[0] for p in params], grads))
+                grads.append(None if g is None else _dtensor.local_grad(p, g))
+            groups.append((_core_options(group), [_dtensor.local_param(p)[0] for p in params], grads))
         return groups
 
     @torch.no_grad()
