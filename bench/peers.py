@@ -2,7 +2,7 @@
 the same tensors: step throughput in parameters/s and as a fraction of the memory
 bandwidth measured here, plus the cost of octopage's Python layer.
 
-    PYTHONPATH=build/python .venv/bin/python bench/peers.py [--sizes 10M,100M] [--small 1000]
+    PYTHONPATH=build/python .venv/bin/python bench/peers.py [--sizes 10M,100M] [--small 1000] [--rounds 5]
 
 Peers that are not installed (bitsandbytes, torchao, deepspeed) are listed as such.
 DeepSpeed without a second torch: pip install --no-deps deepspeed, then its small
@@ -82,6 +82,26 @@ def measure(shapes, factory, min_time):
     return median_time(opt.step, min_time)
 
 
+def measure_rounds(shapes, candidates, rounds, min_time):
+    """Each candidate's median step time over `rounds` rounds; a round times every
+    candidate once, on tensors of its own allocated afresh. This host's bandwidth drifts
+    and differs between allocations (up to 1.7x here), so one timing per peer, one after
+    another, would rank the host's moods; interleaved rounds set every peer against the
+    same ones. A candidate that fails is reported once and dropped."""
+    times = {name: [] for name, _, _ in candidates}
+    failed = {}
+    for _ in range(rounds):
+        for name, _, factory in candidates:
+            if name in failed:
+                continue
+            try:
+                times[name].append(measure(shapes, factory, min_time / rounds))
+            except Exception as e:  # noqa: BLE001 - a peer that fails here is reported, not fatal
+                failed[name] = f"{type(e).__name__}: {str(e)[:60]}"
+    medians = {name: sorted(t)[len(t) // 2] for name, t in times.items() if t and name not in failed}
+    return medians, failed
+
+
 def python_overhead(n, tensors, min_time):
     """octopage's full Python step against the compiled step with the same arguments
     prepared once: what the torch.optim layer adds."""
@@ -100,7 +120,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10M,100M")
     parser.add_argument("--small", type=int, default=1000, help="also N tensors of 4096 elements (0: skip)")
-    parser.add_argument("--min-time", type=float, default=1.0)
+    parser.add_argument("--min-time", type=float, default=1.0, help="seconds per optimizer and case, in all rounds")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per case (median taken)")
     parser.add_argument("--jsonl", help="also write every figure as JSON lines here")
     args = parser.parse_args()
 
@@ -119,12 +140,12 @@ def main():
     print(f"|{'-' * 30}|{'-' * 13}|{'-' * 11}|{'-' * 8}|{'-' * 12}|")
     for label, shapes in cases:
         total = sum(shapes)
-        for name, bytes_per_param, factory in candidates:
-            try:
-                t = measure(shapes, factory, args.min_time)
-            except Exception as e:  # noqa: BLE001 - a peer that fails here is reported, not fatal
-                print(f"| {name:<28} | {label:<11} | failed: {type(e).__name__}: {str(e)[:60]}")
+        medians, failed = measure_rounds(shapes, candidates, args.rounds, args.min_time)
+        for name, bytes_per_param, _ in candidates:
+            if name in failed:
+                print(f"| {name:<28} | {label:<11} | failed: {failed[name]}")
                 continue
+            t = medians[name]
             rate = total / t
             gbs = rate * bytes_per_param / 1e9
             rows.append(dict(optimizer=name, parameters=label, numel=total, step_s=t, params_per_s=rate,
