@@ -110,6 +110,31 @@ INSTANTIATE_TEST_SUITE_P(
              (c.placement == Placement::kOffload ? c.backend == IoBackend::kThreads ? "Threads" : "IoUring" : "");
     });
 
+// plan_memory, which allocates nothing, says what the optimizer's memory_report says
+// once every parameter has stepped.
+TEST(Tiers, PlannedMemoryIsWhatAStepMakes) {
+  for (Placement placement : {Placement::kDevice, Placement::kPaged, Placement::kOffload}) {
+    for (int bits : {32, 8}) {
+      SCOPED_TRACE(std::string(placement_name(placement)) + " " + std::to_string(bits) + "-bit");
+      const GroupOptions o = options(bits, placement, bits == 32);
+      TieredRun run(o, DType::kBFloat16, small_ring());
+      run.step(0);
+      const MemoryReport got = run.opt.memory_report();
+      const MemoryReport planned = plan_memory(kSizes, o, small_ring());
+      EXPECT_EQ(planned.state_bytes, got.state_bytes);
+      EXPECT_EQ(planned.staging_bytes, got.staging_bytes);
+      EXPECT_EQ(planned.peak_bytes, got.peak_bytes);
+      EXPECT_EQ(planned.tensors_8bit, got.tensors_8bit);
+      EXPECT_EQ(planned.tensors_32bit, got.tensors_32bit);
+      EXPECT_EQ(planned.elements_8bit, got.elements_8bit);
+      EXPECT_EQ(planned.elements_32bit, got.elements_32bit);
+      EXPECT_GT(planned.total_state_bytes(), 0u);
+      EXPECT_EQ(planned.tensors_8bit > 0, bits == 8);
+    }
+  }
+  EXPECT_THROW(plan_memory({-1}, default_options(Rule::kAdamW)), Error);
+}
+
 TEST(Tiers, DefaultRingAndChunkMatchDeviceToo) {
   TieredRun device(options(8, Placement::kDevice), DType::kBFloat16);
   TieredRun offload(options(8, Placement::kOffload), DType::kBFloat16);

@@ -90,6 +90,13 @@ class ParamGroup {
   std::vector<std::unique_ptr<engine::ParamState>> states_;
 };
 
+// What memory_report() would say of an optimizer with these options once parameters of
+// these element counts have all stepped: state bytes per tier, the staging ring, tensors
+// per state format (peaks are the totals). Nothing is allocated and nothing checks the
+// offload directory, so a model larger than this machine can be planned.
+MemoryReport plan_memory(const std::vector<std::int64_t>& numels, const GroupOptions& options,
+                         const TierOptions& tiers = {});
+
 class Optimizer {
  public:
   // Groups added without options take `defaults`. `tiers` says where `paged` and

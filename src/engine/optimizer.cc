@@ -5,6 +5,7 @@
 #include "octopage/optimizer.h"
 
 #include <algorithm>
+#include <array>
 #include <sstream>
 #include <utility>
 
@@ -57,7 +58,46 @@ std::string list_params(const std::vector<std::pair<std::size_t, std::size_t>>& 
   return out.str();
 }
 
+// Adds one state to a report's bytes and counts.
+void count_state(MemoryReport& report, const engine::ParamState& state) {
+  const Tier tier = state.placement == Placement::kDevice ? Tier::kHost : Tier::kFile;
+  report.state_bytes[static_cast<std::size_t>(tier)] += state.bytes();
+  const bool q8 = state.format == StateFormat::kQ8;
+  (q8 ? report.tensors_8bit : report.tensors_32bit) += 1;
+  (q8 ? report.elements_8bit : report.elements_32bit) += state.numel;
+}
+
+// A report's staging bytes and its peaks: the larger of `peaks` and what it holds now.
+void finish_report(MemoryReport& report, std::uint64_t staging_bytes,
+                   const std::array<std::uint64_t, kNumTiers>& peaks) {
+  report.staging_bytes = staging_bytes;
+  report.staging_tier = Tier::kHost;
+  for (std::size_t t = 0; t < kNumTiers; ++t) {
+    std::uint64_t now = report.state_bytes[t];
+    if (t == static_cast<std::size_t>(report.staging_tier)) now += report.staging_bytes;
+    report.peak_bytes[t] = std::max(peaks[t], now);
+  }
+}
+
 }  // namespace
+
+MemoryReport plan_memory(const std::vector<std::int64_t>& numels, const GroupOptions& options,
+                         const TierOptions& tiers) {
+  engine::check_group_options(options, engine::kDefaults);
+  MemoryReport report;
+  bool offloads = false;
+  for (const std::int64_t numel : numels) {
+    OCTOPAGE_CHECK(numel >= 0, "expected element counts >= 0, got ", numel);
+    Parameter p;
+    p.value.numel = numel;
+    const auto state = engine::ParamState::make(format_for(options, p), p.value.dtype, numel, options.amsgrad,
+                                                placement_for(options, p.overrides));
+    count_state(report, *state);
+    offloads = offloads || state->placement == Placement::kOffload;
+  }
+  finish_report(report, offloads ? engine::StagingRing::bytes_for(tiers.ring_bytes, tiers.chunk_bytes) : 0, {});
+  return report;
+}
 
 // Note [Failed step]
 // step() checks every input and reserves every new state's memory and file space before
@@ -359,21 +399,10 @@ MemoryReport Optimizer::report_bytes() const {
   MemoryReport report;
   for (const ParamGroup& group : groups_) {
     for (const auto& state : group.states_) {
-      if (state == nullptr) continue;
-      const Tier tier = state->placement == Placement::kDevice ? Tier::kHost : Tier::kFile;
-      report.state_bytes[static_cast<std::size_t>(tier)] += state->bytes();
-      const bool q8 = state->format == StateFormat::kQ8;
-      (q8 ? report.tensors_8bit : report.tensors_32bit) += 1;
-      (q8 ? report.elements_8bit : report.elements_32bit) += state->numel;
+      if (state != nullptr) count_state(report, *state);
     }
   }
-  report.staging_bytes = tiers_->staging_bytes();
-  report.staging_tier = Tier::kHost;
-  for (std::size_t t = 0; t < kNumTiers; ++t) {
-    std::uint64_t now = report.state_bytes[t];
-    if (t == static_cast<std::size_t>(report.staging_tier)) now += report.staging_bytes;
-    report.peak_bytes[t] = std::max(peak_bytes_[t], now);
-  }
+  finish_report(report, tiers_->staging_bytes(), peak_bytes_);
   return report;
 }
 

@@ -26,6 +26,11 @@ class StagingRing {
   StagingRing(const StagingRing&) = delete;
   StagingRing& operator=(const StagingRing&) = delete;
 
+  // The bytes of the ring these options make: as many whole chunks as fit.
+  static std::uint64_t bytes_for(std::uint64_t ring_bytes, std::uint64_t chunk_bytes) {
+    return ring_bytes / chunk_bytes * chunk_bytes;
+  }
+
   int num_slots() const { return num_slots_; }
   std::uint64_t slot_bytes() const { return slot_bytes_; }
   std::uint64_t bytes() const { return static_cast<std::uint64_t>(num_slots_) * slot_bytes_; }
