@@ -4,7 +4,7 @@
 # and the offloaded cases keep no state in RAM.
 # Run as: cmake -DBENCH=path/to/octopage_tiers_bench -P check_tiers_output.cmake
 foreach(bad "--no-such-flag;unknown option '--no-such-flag'"
-            "--model=llama-70b;expected --model=tiny, llama-220m or llama-1b"
+            "--model=llama-70b;expected --model=tiny, small, llama-220m or llama-1b"
             "--offload-dir=/no/such/dir;expected offload_dir to be an existing directory")
   list(GET bad 0 flag)
   list(GET bad 1 expected)

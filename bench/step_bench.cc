@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/common.h"
+#include "bench/step_bench.h"
 #include "bench/triad.h"
 #include "octopage/octopage.h"
 #include "src/engine/thread_pool.h"
@@ -28,7 +29,7 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kUsage = R"(usage: octopage_bench [options]
+constexpr const char* kUsageBody = R"( [options]
 
 Step throughput of octopage's AdamW (32-bit and 8-bit state, fp32 and bf16 parameters)
 next to the memory bandwidth of this machine, measured by a STREAM triad in the same run.
@@ -83,7 +84,7 @@ Config parse_args(int argc, char** argv) {
     const bool takes_value = arg != "--help" && arg != "-h" && arg != "--quick";
     const auto [flag, value] = next_flag(argc, argv, i, takes_value);
     if (flag == "--help" || flag == "-h") {
-      std::cout << kUsage;
+      std::cout << g_usage;
       std::exit(0);
     } else if (flag == "--quick") {
       config.quick = true;
@@ -357,16 +358,18 @@ int run(const Config& config) {
 }
 
 }  // namespace
-}  // namespace octopage::bench
 
-int main(int argc, char** argv) {
-  octopage::bench::g_program = "octopage_bench";
-  octopage::bench::g_usage = octopage::bench::kUsage;
-  const octopage::bench::Config config = octopage::bench::parse_args(argc, argv);
+int step_bench_main(int argc, char** argv, const char* program) {
+  static const std::string usage = std::string("usage: ") + program + kUsageBody;
+  g_program = program;
+  g_usage = usage.c_str();
+  const Config config = parse_args(argc, argv);
   try {
-    return octopage::bench::run(config);
+    return run(config);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "octopage_bench: %s\n", e.what());
+    std::fprintf(stderr, "%s: %s\n", program, e.what());
     return 1;
   }
 }
+
+}  // namespace octopage::bench

@@ -25,6 +25,7 @@
 #include "src/engine/thread_pool.h"
 #include "src/memory/io_queue.h"
 #include "src/memory/state_file.h"
+#include "tools/octopage/llama_config.h"
 
 namespace octopage::bench {
 namespace {
@@ -38,7 +39,7 @@ AdamW and AdamW8bit with state on the device (RAM), paged and offloaded, for a
 LLaMA-shaped set of fp32 parameters: step time, state per tier, peak resident memory.
 
 options (--flag=value or --flag value):
-  --model=NAME     llama-220m (default), llama-1b, or tiny (a few MB, for tests)
+  --model=NAME     llama-220m (default), llama-1b, small, or tiny (a few MB, for tests)
   --steps=N        timed steps per case after the first (default 5); the targets use
                    the best, as this machine is shared and noisy
   --offload-dir=D  where paged and offloaded state go (default: a temporary directory)
@@ -49,31 +50,7 @@ options (--flag=value or --flag value):
   --help           this text
 )";
 
-// A LLaMA model's parameter shapes (untied embeddings, grouped-query attention).
-struct Model {
-  std::string name;
-  std::int64_t vocab, hidden, intermediate, layers, kv_dim;
-};
-
-const Model kModels[] = {
-    {"tiny", 512, 64, 176, 2, 64},
-    {"llama-220m", 32000, 1024, 2816, 12, 1024},   // the paged-optimizer benchmark's size
-    {"llama-1b", 32000, 2048, 5632, 22, 256},      // TinyLlama-1.1B's shapes
-};
-
-std::vector<std::int64_t> parameter_sizes(const Model& m) {
-  std::vector<std::int64_t> sizes{m.vocab * m.hidden};
-  for (std::int64_t l = 0; l < m.layers; ++l) {
-    for (std::int64_t n : {m.hidden, m.hidden * m.hidden, m.hidden * m.kv_dim, m.hidden * m.kv_dim,
-                           m.hidden * m.hidden, m.hidden, m.hidden * m.intermediate,
-                           m.hidden * m.intermediate, m.intermediate * m.hidden}) {
-      sizes.push_back(n);
-    }
-  }
-  sizes.push_back(m.hidden);
-  sizes.push_back(m.vocab * m.hidden);
-  return sizes;
-}
+using cli::LlamaConfig;
 
 struct Case {
   const char* name;  // as bitsandbytes would call it
@@ -87,7 +64,7 @@ const Case kCases[] = {
 };
 
 struct Config {
-  Model model = kModels[1];
+  LlamaConfig model = *cli::find_llama_config("llama-220m");
   int steps = 5;
   TierOptions tiers;
   OutputOptions output;
@@ -113,8 +90,8 @@ Config parse(int argc, char** argv) {
     }
     const auto [flag, value] = next_flag(argc, argv, i, true);
     if (flag == "--model") {
-      const auto* m = std::find_if(std::begin(kModels), std::end(kModels), [&](const Model& x) { return x.name == value; });
-      if (m == std::end(kModels)) usage_error("expected --model=tiny, llama-220m or llama-1b, got '" + std::string(value) + "'");
+      const LlamaConfig* m = cli::find_llama_config(value);
+      if (m == nullptr) usage_error("expected --model=" + cli::llama_config_names() + ", got '" + std::string(value) + "'");
       c.model = *m;
     } else if (flag == "--steps") {
       c.steps = static_cast<int>(positive(flag, value));
@@ -153,7 +130,7 @@ void fill(float* values, std::int64_t n, std::uint64_t seed, float scale) {
 // One case, in a child process: params and grads, the first step (creates state), then
 // timed steps. Returns the figures as JSON.
 json run_case(const Config& config, const Case& c) {
-  const std::vector<std::int64_t> sizes = parameter_sizes(config.model);
+  const std::vector<std::int64_t> sizes = cli::parameter_numels(config.model);
   std::int64_t total = 0;
   for (std::int64_t n : sizes) total += n;
   std::vector<float> values(static_cast<std::size_t>(total)), grads(static_cast<std::size_t>(total));
@@ -265,12 +242,12 @@ int run(int argc, char** argv) {
   Output out(config.output);
   const bool table = out.table();
   std::int64_t total = 0;
-  for (std::int64_t n : parameter_sizes(config.model)) total += n;
+  for (std::int64_t n : cli::parameter_numels(config.model)) total += n;
   const double params_and_grads = 8.0 * static_cast<double>(total);
   if (table) {
     // No octopage::num_threads() here: the thread pool must first start in the children.
     std::printf("octopage_tiers_bench: %s, %.1fM fp32 parameters (%zu tensors), ring %.0f MiB in %.0f MiB "
-                "chunks\n", config.model.name.c_str(), total / 1e6, parameter_sizes(config.model).size(),
+                "chunks\n", config.model.name.c_str(), total / 1e6, cli::parameter_numels(config.model).size(),
                 mib(config.tiers.ring_bytes), mib(config.tiers.chunk_bytes));
   }
   std::vector<json> results;
