@@ -44,7 +44,7 @@ EVAL_BATCHES = 8
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--steps", type=int, default=120, help="training steps per optimizer")
+    parser.add_argument("--steps", type=int, default=100, help="training steps per optimizer")
     parser.add_argument("--dim", type=int, default=192, help="model width")
     parser.add_argument("--layers", type=int, default=4, help="transformer blocks")
     parser.add_argument("--heads", type=int, default=6, help="attention heads")
@@ -310,7 +310,7 @@ def print_table(runs):
     rows = [
         ("train loss (last 10% of steps)", lambda r: f"{r['train_loss']:.4f}"),
         ("eval loss (held-out text)", lambda r: f"{r['eval_loss']:.4f}"),
-        ("eval loss vs torch AdamW", lambda r: f"{r['eval_loss_vs_torch_pct']:+.2f}%"),
+        ("eval loss vs torch AdamW", lambda r: f"{round(r['eval_loss_vs_torch_pct'], 2) + 0.0:+.2f}%"),
         ("state in RAM (MiB)", lambda r: f"{r['state_ram_bytes'] * mib:.2f}"),
         ("state in file (MiB)", lambda r: f"{r['state_file_bytes'] * mib:.2f}"),
         ("staging ring (MiB)", lambda r: f"{r['staging_bytes'] * mib:.2f}"),
