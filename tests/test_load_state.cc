@@ -18,28 +18,15 @@ namespace octopage {
 namespace {
 
 using testing::TrainingRun;
+using testing::adamw_options;
+using testing::small_ring;
 
 // Several records of the small ring, odd tails, a tensor below min_8bit_size.
 const std::vector<std::int64_t> kSizes = {40001, 4096, 300, 5000};
 
-TierOptions small_ring() {
-  TierOptions t;
-  t.chunk_bytes = 16 << 10;
-  t.ring_bytes = 4 * t.chunk_bytes;
-  return t;
-}
-
-GroupOptions options(int bits, Placement placement, bool amsgrad = false) {
-  GroupOptions o = default_options(Rule::kAdamW);
-  o.optim_bits = bits;
-  o.placement = placement;
-  o.amsgrad = amsgrad;
-  return o;
-}
-
 struct SavedRun : TrainingRun {
   SavedRun(int bits, Placement placement, bool amsgrad = false, DType dtype = DType::kBFloat16)
-      : TrainingRun(Rule::kAdamW, options(bits, placement, amsgrad), dtype, kSizes, small_ring()) {}
+      : TrainingRun(Rule::kAdamW, adamw_options(bits, placement, amsgrad), dtype, kSizes, small_ring()) {}
   // Steps [from, to) with gradients that depend on the step only.
   void steps(int from, int to) {
     for (int s = from; s < to; ++s) {

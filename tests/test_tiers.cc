@@ -22,16 +22,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::TestParam;
-
-// Small chunks, so a few hundred thousand elements make many records, several records
-// per batch and a ring that wraps many times.
-TierOptions small_ring(IoBackend backend = IoBackend::kAuto) {
-  TierOptions t;
-  t.chunk_bytes = 16 << 10;
-  t.ring_bytes = 4 * t.chunk_bytes;
-  t.io_backend = backend;
-  return t;
-}
+using testing::adamw_options;
+using testing::small_ring;
 
 // Sizes: several records and chunks, odd tails, a 1-element, an empty and many small tensors.
 const std::vector<std::int64_t> kSizes = {150001, 4096, 4099, 255, 1, 0, 70000, 8192, 300};
@@ -58,14 +50,6 @@ struct TieredRun : testing::TrainingRun {
   }
 };
 
-GroupOptions options(int bits, Placement placement, bool amsgrad = false) {
-  GroupOptions o = default_options(Rule::kAdamW);
-  o.optim_bits = bits;
-  o.placement = placement;
-  o.amsgrad = amsgrad;
-  return o;
-}
-
 struct Case {
   int bits;
   bool amsgrad;
@@ -79,8 +63,8 @@ TEST_P(EveryPlacement, GivesBitwiseTheParametersAndStateOfDevice) {
   const Case c = GetParam();
   for (DType dtype : testing::kAllDTypes) {
     SCOPED_TRACE(dtype_name(dtype));
-    TieredRun device(options(c.bits, Placement::kDevice, c.amsgrad), dtype);
-    TieredRun tiered(options(c.bits, c.placement, c.amsgrad), dtype, small_ring(c.backend));
+    TieredRun device(adamw_options(c.bits, Placement::kDevice, c.amsgrad), dtype);
+    TieredRun tiered(adamw_options(c.bits, c.placement, c.amsgrad), dtype, small_ring(c.backend));
     for (int s = 0; s < 7; ++s) {
       device.step(s);
       tiered.step(s);
@@ -116,7 +100,7 @@ TEST(Tiers, PlannedMemoryIsWhatAStepMakes) {
   for (Placement placement : {Placement::kDevice, Placement::kPaged, Placement::kOffload}) {
     for (int bits : {32, 8}) {
       SCOPED_TRACE(std::string(placement_name(placement)) + " " + std::to_string(bits) + "-bit");
-      const GroupOptions o = options(bits, placement, bits == 32);
+      const GroupOptions o = adamw_options(bits, placement, bits == 32);
       TieredRun run(o, DType::kBFloat16, small_ring());
       run.step(0);
       const MemoryReport got = run.opt.memory_report();
@@ -136,8 +120,8 @@ TEST(Tiers, PlannedMemoryIsWhatAStepMakes) {
 }
 
 TEST(Tiers, DefaultRingAndChunkMatchDeviceToo) {
-  TieredRun device(options(8, Placement::kDevice), DType::kBFloat16);
-  TieredRun offload(options(8, Placement::kOffload), DType::kBFloat16);
+  TieredRun device(adamw_options(8, Placement::kDevice), DType::kBFloat16);
+  TieredRun offload(adamw_options(8, Placement::kOffload), DType::kBFloat16);
   device.steps(0, 3);
   offload.steps(0, 3);
   EXPECT_EQ(offload.bits(), device.bits());
@@ -145,7 +129,7 @@ TEST(Tiers, DefaultRingAndChunkMatchDeviceToo) {
 
 TEST(Tiers, PerParameterOverridesPickPlacementAndBits) {
   TestParam a(DType::kFloat32, 5000, 1), b(DType::kFloat32, 5000, 2), c(DType::kFloat32, 5000, 3);
-  Optimizer opt(Rule::kAdamW, options(8, Placement::kPaged), small_ring());
+  Optimizer opt(Rule::kAdamW, adamw_options(8, Placement::kPaged), small_ring());
   Parameter pb = b.parameter(), pc = c.parameter();
   pb.overrides.placement = Placement::kOffload;
   pc.overrides.placement = Placement::kDevice;
@@ -176,7 +160,7 @@ TEST(Tiers, FilesAreRemovedWithTheOptimizerUnlessKept) {
       TierOptions t = small_ring();
       t.offload_dir = dir.string();
       t.keep_files = keep;
-      TieredRun run(options(8, Placement::kOffload), DType::kFloat32, t, {5000});
+      TieredRun run(adamw_options(8, Placement::kOffload), DType::kFloat32, t, {5000});
       run.opt.param_group(0).param(0).overrides.placement = Placement::kPaged;
       EXPECT_TRUE(run.opt.state_files().empty());  // made with the first such state
       run.steps(0, 1);
@@ -194,7 +178,7 @@ TEST(Tiers, FilesAreRemovedWithTheOptimizerUnlessKept) {
 TEST(Tiers, ADefaultDirectoryIsTemporary) {
   std::string file;
   {
-    TieredRun run(options(8, Placement::kOffload), DType::kFloat32, small_ring(), {5000});
+    TieredRun run(adamw_options(8, Placement::kOffload), DType::kFloat32, small_ring(), {5000});
     run.steps(0, 1);
     file = run.opt.state_files().at(0);
     EXPECT_TRUE(fs::exists(file));
@@ -240,8 +224,8 @@ TEST(Tiers, BadTierOptionsAreRefusedBeforeAnyState) {
 TEST(Tiers, NoSpaceForNewStateIsAnErrorBeforeAnyUpdate) {
   for (Placement placement : {Placement::kPaged, Placement::kOffload}) {
     SCOPED_TRACE(placement_name(placement));
-    TieredRun run(options(32, placement), DType::kFloat32, small_ring(), {100000, 5000});
-    TieredRun device(options(32, Placement::kDevice), DType::kFloat32, {}, {100000, 5000});
+    TieredRun run(adamw_options(32, placement), DType::kFloat32, small_ring(), {100000, 5000});
+    TieredRun device(adamw_options(32, Placement::kDevice), DType::kFloat32, {}, {100000, 5000});
     const auto before = run.bits();
     rlimit old{};
     ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
@@ -269,8 +253,8 @@ struct FailIo {
 };
 
 TEST(Tiers, AFailedFirstReadChangesNothingAndTheOptimizerStepsOn) {
-  TieredRun device(options(8, Placement::kDevice), DType::kBFloat16);
-  TieredRun offload(options(8, Placement::kOffload), DType::kBFloat16, small_ring());
+  TieredRun device(adamw_options(8, Placement::kDevice), DType::kBFloat16);
+  TieredRun offload(adamw_options(8, Placement::kOffload), DType::kBFloat16, small_ring());
   device.steps(0, 2);
   offload.steps(0, 2);
   const auto before = offload.bits();
@@ -294,7 +278,7 @@ TEST(Tiers, AnIoErrorPartWayFailsTheOptimizerAndSaysWhatWasUpdated) {
     SCOPED_TRACE(read ? "read" : "write");
     // One big parameter (many records) behind one small one, one parameter in RAM, and
     // parameter 2, which has no gradient in step 2.
-    TieredRun offload(options(8, Placement::kOffload), DType::kFloat32, small_ring(),
+    TieredRun offload(adamw_options(8, Placement::kOffload), DType::kFloat32, small_ring(),
                       {5000, 400000, 6000, 7000});
     offload.opt.param_group(0).param(3).overrides.placement = Placement::kDevice;
     offload.steps(0, 2);
@@ -324,7 +308,7 @@ TEST(Tiers, AnIoErrorPartWayFailsTheOptimizerAndSaysWhatWasUpdated) {
 }
 
 TEST(Tiers, ATruncatedStateFileIsAClearError) {
-  TieredRun offload(options(8, Placement::kOffload), DType::kFloat32, small_ring(IoBackend::kThreads), {5000});
+  TieredRun offload(adamw_options(8, Placement::kOffload), DType::kFloat32, small_ring(IoBackend::kThreads), {5000});
   offload.steps(0, 1);
   fs::resize_file(offload.opt.state_files().at(0), 0);
   expect_error([&] { offload.step(1); }, ErrorKind::kRuntime,

@@ -163,4 +163,22 @@ inline double ulp(float x) {
 
 inline const DType kAllDTypes[] = {DType::kFloat32, DType::kBFloat16, DType::kFloat16};
 
+// Small ring slots, so a few hundred thousand elements make many records, several records
+// per batch and a ring that wraps many times.
+inline TierOptions small_ring(IoBackend backend = IoBackend::kAuto) {
+  TierOptions t;
+  t.chunk_bytes = 16 << 10;
+  t.ring_bytes = 4 * t.chunk_bytes;
+  t.io_backend = backend;
+  return t;
+}
+
+inline GroupOptions adamw_options(int bits, Placement placement, bool amsgrad = false) {
+  GroupOptions o = default_options(Rule::kAdamW);
+  o.optim_bits = bits;
+  o.placement = placement;
+  o.amsgrad = amsgrad;
+  return o;
+}
+
 }  // namespace octopage::testing

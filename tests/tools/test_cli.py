@@ -55,6 +55,14 @@ def test_train_learns_and_reports_what_it_costs():
     assert r["optimizer_step_ms"] > 0 and r["tokens_per_s"] > 0
 
 
+def test_tied_embeddings_share_the_head_weight():
+    untied, tied = train("--steps", "3"), train("--steps", "3", "--tie-embeddings")
+    assert untied["parameters"] - tied["parameters"] == 256 * 64  # tiny: vocabulary x width
+    assert tied["options"]["tie_embeddings"] and tied["param_bytes"] == 4 * tied["parameters"]
+    planned = json.loads(run("memory", "--model", "tiny", "--tie-embeddings", "--json").stdout)
+    assert planned["parameters"] == tied["parameters"]
+
+
 def test_octopage_adamw_follows_torch_adamw():
     ours, torchs = train("--steps", "10", "--optimizer", "adamw"), train("--steps", "10", "--optimizer", "torch-adamw")
     assert ours["state_bytes"]["host"] == torchs["state_bytes"]["host"] == 8 * ours["parameters"]

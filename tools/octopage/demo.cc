@@ -43,6 +43,7 @@ options (--flag value or --flag=value):
   --optimizers LIST  comma-separated (default adamw,adamw8bit,paged-adamw8bit,
                      offload-adamw8bit); see 'octopage train --help' for the others
   --model NAME       tiny, small (default), llama-220m or llama-1b
+  --tie-embeddings   the output head shares the embedding's weight (default: untied)
   --steps N          training steps per optimizer (default 200)
   --batch N          sequences per step (default 16)
   --sequence N       tokens per sequence (default 128)
@@ -79,6 +80,7 @@ DemoOptions parse(int argc, char** argv) {
       {"--out", [&](std::string_view v) { d.out = std::string(v); }},
       {"--optimizers", [&](std::string_view v) { keys = parse_list("--optimizers", v); }},
       {"--model", [&](std::string_view v) { model = v; }},
+      {"--tie-embeddings", [&](std::string_view) { d.train_args.push_back("--tie-embeddings"); }, false},
       {"--steps", [&](std::string_view v) { pass("--steps", std::to_string(parse_integer("--steps", v, 2))); }},
       {"--batch", [&](std::string_view v) { pass("--batch", std::to_string(parse_integer("--batch", v, 1))); }},
       {"--sequence", [&](std::string_view v) { pass("--sequence", std::to_string(parse_integer("--sequence", v, 2))); }},

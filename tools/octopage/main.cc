@@ -41,6 +41,7 @@ options (--flag value or --flag=value):
   --optimizer K    adamw, adamw8bit (default), paged-adamw, paged-adamw8bit,
                    offload-adamw, offload-adamw8bit, or torch-adamw (LibTorch's AdamW)
   --model NAME     tiny, small (default), llama-220m or llama-1b
+  --tie-embeddings the output head shares the embedding's weight (default: untied)
   --steps N        the run's length, which the learning-rate schedule spans (default 200)
   --stop-at N      stop after step N (default: --steps), e.g. to save and resume later
   --batch N        sequences per step (default 16)
@@ -67,6 +68,7 @@ int run_train(int argc, char** argv) {  // argv: the options
   parse_flags(argc, argv, 0, {
       {"--optimizer", [&](std::string_view v) { o.optimizer = v; }},
       {"--model", [&](std::string_view v) { o.model = v; }},
+      {"--tie-embeddings", [&](std::string_view) { o.tie_embeddings = true; }, false},
       {"--steps", [&](std::string_view v) { o.steps = parse_integer("--steps", v, 1); }},
       {"--stop-at", [&](std::string_view v) { o.stop_at = parse_integer("--stop-at", v, 1); }},
       {"--batch", [&](std::string_view v) { o.batch = parse_integer("--batch", v, 1); }},

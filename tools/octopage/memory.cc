@@ -25,6 +25,7 @@ in RAM).
 
 options (--flag value or --flag=value):
   --model NAME       llama-220m (default), llama-1b, small or tiny
+  --tie-embeddings   the output head shares the embedding's weight (default: untied)
   --optimizers LIST  comma-separated (default adamw,adamw8bit,paged-adamw,paged-adamw8bit,
                      offload-adamw,offload-adamw8bit); see 'octopage train --help'
   --dtype D          the parameters' and gradients' dtype: fp32 (default), bf16 or fp16
@@ -36,7 +37,7 @@ options (--flag value or --flag=value):
 namespace {
 
 struct MemoryOptions {
-  const LlamaConfig* model = find_llama_config("llama-220m");
+  LlamaConfig model = *find_llama_config("llama-220m");
   std::vector<const OptimizerChoice*> optimizers;
   std::int64_t dtype_bytes = 4;
   TierOptions tiers;
@@ -47,10 +48,12 @@ MemoryOptions parse(int argc, char** argv) {
   MemoryOptions m;
   std::vector<std::string> keys = {"adamw", "adamw8bit", "paged-adamw", "paged-adamw8bit", "offload-adamw",
                                    "offload-adamw8bit"};
+  bool tied = false;
   parse_flags(argc, argv, 0, {
       {"--model", [&](std::string_view v) {
-         m.model = find_llama_config(v);
-         if (m.model == nullptr) throw UsageError("expected --model " + llama_config_names() + ", got '" + std::string(v) + "'");
+         const LlamaConfig* config = find_llama_config(v);
+         if (config == nullptr) throw UsageError("expected --model " + llama_config_names() + ", got '" + std::string(v) + "'");
+         m.model = *config;
        }},
       {"--optimizers", [&](std::string_view v) { keys = parse_list("--optimizers", v); }},
       {"--dtype", [&](std::string_view v) {
@@ -59,8 +62,10 @@ MemoryOptions parse(int argc, char** argv) {
        }},
       {"--ring-mib", [&](std::string_view v) { m.tiers.ring_bytes = static_cast<std::uint64_t>(parse_integer("--ring-mib", v, 1)) << 20; }},
       {"--chunk-mib", [&](std::string_view v) { m.tiers.chunk_bytes = static_cast<std::uint64_t>(parse_integer("--chunk-mib", v, 1)) << 20; }},
+      {"--tie-embeddings", [&](std::string_view) { tied = true; }, false},
       {"--json", [&](std::string_view) { m.json = true; }, false},
   });
+  m.model.tied = m.model.tied || tied;
   for (const std::string& key : keys) {
     const OptimizerChoice* c = find_optimizer(key);
     if (c == nullptr) throw UsageError("expected --optimizers from " + optimizer_keys() + ", got '" + key + "'");
@@ -76,8 +81,8 @@ MemoryOptions parse(int argc, char** argv) {
 
 int run_memory(int argc, char** argv) {
   const MemoryOptions m = parse(argc, argv);
-  const std::vector<std::int64_t> numels = parameter_numels(*m.model);
-  const double params = static_cast<double>(parameter_count(*m.model) * m.dtype_bytes);
+  const std::vector<std::int64_t> numels = parameter_numels(m.model);
+  const double params = static_cast<double>(parameter_count(m.model) * m.dtype_bytes);
 
   nlohmann::json rows = nlohmann::json::array();
   for (const OptimizerChoice* c : m.optimizers) {
@@ -98,12 +103,12 @@ int run_memory(int argc, char** argv) {
     row["peak_ram_saved"] = 1.0 - row["peak_ram_bytes"].get<double>() / base["peak_ram_bytes"].get<double>();
   }
   if (m.json) {
-    std::cout << nlohmann::json{{"kind", "memory"}, {"model", m.model->name}, {"parameters", parameter_count(*m.model)},
+    std::cout << nlohmann::json{{"kind", "memory"}, {"model", m.model.name}, {"parameters", parameter_count(m.model)},
                                 {"dtype_bytes", m.dtype_bytes}, {"optimizers", rows}}.dump(1) << "\n";
     return 0;
   }
   Table t;
-  t.header.push_back(m.model->name + " (" + fixed(static_cast<double>(parameter_count(*m.model)) / 1e6, 1) + "M params)");
+  t.header.push_back(m.model.name + " (" + fixed(static_cast<double>(parameter_count(m.model)) / 1e6, 1) + "M params)");
   for (const auto& row : rows) t.header.push_back(row["name"]);
   const auto add = [&](const std::string& label, auto cell) {
     std::vector<std::string> line{label};

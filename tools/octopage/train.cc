@@ -155,7 +155,7 @@ std::uint64_t peak_rss_bytes() {
 
 // The options that define a run: a checkpoint resumes only under the same ones.
 json run_options(const TrainOptions& o) {
-  return {{"model", o.model}, {"steps", o.steps}, {"batch", o.batch}, {"sequence", o.sequence},
+  return {{"model", o.model}, {"tie_embeddings", o.tie_embeddings}, {"steps", o.steps}, {"batch", o.batch}, {"sequence", o.sequence},
           {"lr", o.lr}, {"warmup", o.warmup}, {"beta1", o.beta1}, {"beta2", o.beta2}, {"eps", o.eps},
           {"weight_decay", o.weight_decay}, {"clip", o.clip}, {"seed", o.seed}};
 }
@@ -240,7 +240,8 @@ void check_train_options(const TrainOptions& o) {
 
 json train(const TrainOptions& o) {
   check_train_options(o);
-  const LlamaConfig& config = *find_llama_config(o.model);
+  LlamaConfig config = *find_llama_config(o.model);
+  config.tied = config.tied || o.tie_embeddings;
   const OptimizerChoice& choice = *find_optimizer(o.optimizer);
   if (o.threads > 0) ::torch::set_num_threads(o.threads);
 

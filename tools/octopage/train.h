@@ -14,6 +14,7 @@ namespace octopage::cli {
 
 struct TrainOptions {
   std::string model = "small";
+  bool tie_embeddings = false;  // the output head shares the embedding's weight
   std::string optimizer = "adamw8bit";
   std::int64_t steps = 200;     // the schedule's length
   std::int64_t stop_at = 0;     // stop after this step (0: steps), e.g. to save and resume
