@@ -46,7 +46,10 @@ void Table::print(std::ostream& out) const {
 std::string Table::csv() const {
   std::string text;
   const auto line = [&](const std::vector<std::string>& cells) {
-    for (std::size_t c = 0; c < cells.size(); ++c) text += (c ? "," : "") + csv_cell(cells[c]);
+    for (std::size_t c = 0; c < cells.size(); ++c) {
+      if (c > 0) text += ',';
+      text += csv_cell(cells[c]);
+    }
     text += "\n";
   };
   line(header);

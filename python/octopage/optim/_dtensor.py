@@ -23,12 +23,13 @@ def is_dtensor(t):
 
 
 def local_param(p):
-    """(the tensor the core updates, the whole parameter's numel or None) for a parameter.
+    """(the tensor the core updates, the whole parameter's numel or None) for a parameter
+    (not detached: detach it before DLPack).
     A DTensor's 8-bit-or-not decision is taken on the whole parameter (format_numel), so
     every rank chooses the format an unsharded run would."""
     if is_dtensor(p):
         return p.detach().to_local(), p.numel()
-    return p.detach(), None
+    return p, None
 
 
 def local_grad(p, g):
@@ -40,7 +41,7 @@ def local_grad(p, g):
             raise ValueError(f"expected the gradient of a DTensor parameter to be placed as the parameter "
                              f"{placements}, got {g.placements}; reduce or redistribute it before step()")
         return g.to_local()
-    return g.detach()
+    return g
 
 
 def local_shape(p):

@@ -33,6 +33,21 @@ def _integer(name, value):
     return int(value)
 
 
+# The dtypes the core updates, by the codes its step() takes (octopage._core.DTYPE_CODES).
+_DTYPE_CODES = {getattr(torch, name): code for name, code in _core.DTYPE_CODES.items()}
+
+
+def _core_tensor(t):
+    """t as the core's step() takes it: (address, numel, dtype code) for a dense,
+    contiguous CPU tensor of a dtype the core updates, which spares it a DLPack round trip
+    per tensor per step; anything else goes through DLPack, where the binding checks it and
+    says what is wrong (a strided view, a CUDA tensor, an int64 tensor, ...)."""
+    code = _DTYPE_CODES.get(t.dtype)
+    if code is not None and t.is_cpu and t.layout is torch.strided and t.is_contiguous():
+        return (t.data_ptr(), t.numel(), code)
+    return t.detach()
+
+
 def _core_options(group):
     """The group's options as the core takes them. Only types are checked here; the core
     checks the values (ranges, combinations) and raises ValueError with its message."""
@@ -109,7 +124,7 @@ class Optimizer(torch.optim.Optimizer):
             for p in params:
                 local, whole_numel = _dtensor.local_param(p)
                 bits, placement, _ = manager.overrides_for(p)
-                tensors.append(local)
+                tensors.append(local.detach())
                 overrides.append((bits, placement, whole_numel))
             self._core.add_group(tensors, overrides, options)
         except Exception:
@@ -125,8 +140,8 @@ class Optimizer(torch.optim.Optimizer):
                 g = p.grad
                 if g is not None and g.is_sparse:
                     raise ValueError("expected dense gradients, got a sparse gradient")
-                grads.append(None if g is None else _dtensor.local_grad(p, g))
-            groups.append((_core_options(group), [_dtensor.local_param(p)[0] for p in params], grads))
+                grads.append(None if g is None else _core_tensor(_dtensor.local_grad(p, g)))
+            groups.append((_core_options(group), [_core_tensor(_dtensor.local_param(p)[0]) for p in params], grads))
         return groups
 
     @torch.no_grad()
