@@ -89,8 +89,7 @@ int run_train(int argc, char** argv) {  // argv: the options
       {"--quiet", [&](std::string_view) { o.progress = false; }, false},
       {"--no-print", [&](std::string_view) { print_json = false; }, false},  // demo's child runs
   });
-  check_train_options(o);
-  const nlohmann::json result = train(o);
+  const nlohmann::json result = train(o);  // checks the options first
   if (print_json) std::cout << result.dump(1) << "\n";
   return 0;
 }
