@@ -119,6 +119,23 @@ TEST(Tiers, PlannedMemoryIsWhatAStepMakes) {
   EXPECT_THROW(plan_memory({-1}, default_options(Rule::kAdamW)), Error);
 }
 
+// A little offloaded state gets a little ring: as many chunks as hold it, at least 3.
+TEST(Tiers, TheRingIsNoLargerThanTheOffloadedStateNeeds) {
+  TierOptions tiers = small_ring();
+  tiers.ring_bytes = 16 * tiers.chunk_bytes;
+  // 32-bit state in 16 KiB chunks: records of 2048 elements, each in a 16 KiB slot, the
+  // last one in 4 KiB pages: 5000 and 7000 elements take 40 and 56 KiB, 6 slots.
+  for (const auto& [sizes, slots] : std::vector<std::pair<std::vector<std::int64_t>, std::uint64_t>>{
+           {{300}, 3}, {{5000, 7000}, 6}, {{150001}, 16}}) {
+    TieredRun run(adamw_options(32, Placement::kOffload), DType::kFloat32, tiers, sizes);
+    run.steps(0, 3);
+    const MemoryReport r = run.opt.memory_report();
+    EXPECT_EQ(r.staging_bytes, slots * tiers.chunk_bytes) << sizes[0];
+    EXPECT_GE(r.staging_bytes, std::min<std::uint64_t>(r.state_bytes_in(Tier::kFile), 16 * tiers.chunk_bytes));
+    EXPECT_EQ(plan_memory(sizes, adamw_options(32, Placement::kOffload), tiers).staging_bytes, r.staging_bytes);
+  }
+}
+
 TEST(Tiers, DefaultRingAndChunkMatchDeviceToo) {
   TieredRun device(adamw_options(8, Placement::kDevice), DType::kBFloat16);
   TieredRun offload(adamw_options(8, Placement::kOffload), DType::kBFloat16);
@@ -145,7 +162,7 @@ TEST(Tiers, PerParameterOverridesPickPlacementAndBits) {
   const MemoryReport r = opt.memory_report();
   EXPECT_EQ(r.state_bytes_in(Tier::kHost), 8u * 5000);
   EXPECT_EQ(r.state_bytes_in(Tier::kFile), 2u * 2u * (5000 + 20 * 4));  // paged and offloaded
-  EXPECT_EQ(r.staging_bytes, 4u * (16 << 10));
+  EXPECT_EQ(r.staging_bytes, 3u * (16 << 10));  // the least ring: b's state is one chunk
   EXPECT_EQ(r.peak_bytes_in(Tier::kHost), r.state_bytes_in(Tier::kHost) + r.staging_bytes);
   EXPECT_GT(r.paged_resident_bytes, 0u);  // just written: in the page cache
   EXPECT_EQ(opt.state_files().size(), 2u);

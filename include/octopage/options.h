@@ -64,8 +64,10 @@ struct TierOptions {
   std::string offload_dir;
   // Keep the state files (and a temporary directory) when the optimizer goes away.
   bool keep_files = false;
-  // `offload`: state is streamed through a ring of ring_bytes / chunk_bytes slots (at
-  // least 3: one read ahead, one updated, one written back) of chunk_bytes each. A
+  // `offload`: state is streamed through a ring of slots of chunk_bytes each: at most
+  // ring_bytes / chunk_bytes slots, at least 3 (one read ahead, one updated, one written
+  // back), and no more than it takes to hold the offloaded state when the ring is made
+  // (its first offloaded step), so a little offloaded state costs a little ring. A
   // chunk_bytes is a multiple of 4096; a chunk holds whole blocks of 256 values. `paged`
   // prefetches one chunk_bytes window per state buffer ahead of the update.
   std::uint64_t ring_bytes = std::uint64_t{32} << 20;

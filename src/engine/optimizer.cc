@@ -84,8 +84,12 @@ void finish_report(MemoryReport& report, std::uint64_t staging_bytes,
 MemoryReport plan_memory(const std::vector<std::int64_t>& numels, const GroupOptions& options,
                          const TierOptions& tiers) {
   engine::check_group_options(options, engine::kDefaults);
+  TierOptions ring_options = tiers;
+  ring_options.offload_dir.clear();  // planning writes nothing there
+  engine::check_tier_options(ring_options);
   MemoryReport report;
   bool offloads = false;
+  std::uint64_t offload_bytes = 0;
   for (const std::int64_t numel : numels) {
     OCTOPAGE_CHECK(numel >= 0, "expected element counts >= 0, got ", numel);
     Parameter p;
@@ -93,9 +97,14 @@ MemoryReport plan_memory(const std::vector<std::int64_t>& numels, const GroupOpt
     const auto state = engine::ParamState::make(format_for(options, p), p.value.dtype, numel, options.amsgrad,
                                                 placement_for(options, p.overrides));
     count_state(report, *state);
-    offloads = offloads || state->placement == Placement::kOffload;
+    if (state->placement == Placement::kOffload) {
+      offloads = true;
+      state->lay_out_records(tiers.chunk_bytes);
+      offload_bytes += state->file_bytes();
+    }
   }
-  finish_report(report, offloads ? engine::StagingRing::bytes_for(tiers.ring_bytes, tiers.chunk_bytes) : 0, {});
+  const std::uint64_t ring = offloads ? engine::StagingRing::slots_for(tiers, offload_bytes) * tiers.chunk_bytes : 0;
+  finish_report(report, ring, {});
   return report;
 }
 

@@ -71,6 +71,12 @@ std::uint64_t ParamState::bytes_of(std::int64_t n) const {
   return num_states * array_bytes(0, n) + num_absmax() * absmax_bytes(n);
 }
 
+void ParamState::lay_out_records(std::uint64_t chunk_bytes) {
+  const auto blocks = static_cast<std::int64_t>(chunk_bytes / bytes_of(quant::kQ8BlockSize));
+  record_elements = std::min(blocks * quant::kQ8BlockSize, numel);
+  record_stride = memory::align_up(bytes_of(record_elements), memory::kFileAlignment);
+}
+
 std::int64_t ParamState::num_records() const {
   return record_elements > 0 ? (numel + record_elements - 1) / record_elements : 0;
 }

@@ -58,7 +58,9 @@ struct ParamState {
   std::uint64_t bytes_of(std::int64_t n) const;
   std::uint64_t bytes() const { return bytes_of(numel); }
 
-  // kOffload: records, and the bytes that record r takes in the file.
+  // kOffload: cuts the state into records as big as a ring slot of chunk_bytes allows
+  // (Note [Offload records]); then records, and the bytes that record r takes in the file.
+  void lay_out_records(std::uint64_t chunk_bytes);
   std::int64_t num_records() const;
   std::uint64_t record_file_bytes(std::int64_t r) const;
   std::uint64_t file_bytes() const;  // all records

@@ -1,5 +1,6 @@
 #include "src/engine/tiers.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "octopage/allocator.h"
@@ -30,8 +31,13 @@ void check_tier_options(const TierOptions& o) {
   if (!o.offload_dir.empty()) memory::check_state_directory(o.offload_dir);
 }
 
-StagingRing::StagingRing(std::uint64_t ring_bytes, std::uint64_t chunk_bytes)
-    : num_slots_(static_cast<int>(ring_bytes / chunk_bytes)), slot_bytes_(chunk_bytes) {
+int StagingRing::slots_for(const TierOptions& o, std::uint64_t offload_bytes) {
+  const std::uint64_t needed = (offload_bytes + o.chunk_bytes - 1) / o.chunk_bytes;
+  return static_cast<int>(std::clamp<std::uint64_t>(needed, 3, o.ring_bytes / o.chunk_bytes));
+}
+
+StagingRing::StagingRing(const TierOptions& o, std::uint64_t offload_bytes)
+    : num_slots_(slots_for(o, offload_bytes)), slot_bytes_(o.chunk_bytes) {
   data_ = static_cast<char*>(std::aligned_alloc(memory::kFileAlignment, bytes()));
   OCTOPAGE_CHECK_RUNTIME(data_ != nullptr, "out of memory: could not allocate the ", bytes(),
                          "-byte staging ring for offloaded state");
@@ -48,7 +54,7 @@ Tiers::~Tiers() {
 }
 
 StagingRing& Tiers::ring() {
-  if (!ring_) ring_ = std::make_unique<StagingRing>(options_.ring_bytes, options_.chunk_bytes);
+  if (!ring_) ring_ = std::make_unique<StagingRing>(options_, offload_file_ ? offload_file_->size() : 0);
   return *ring_;
 }
 
@@ -155,10 +161,7 @@ void Tiers::place_paged(const std::vector<ParamState*>& states) {
 void Tiers::place_offloaded(const std::vector<ParamState*>& states) {
   std::uint64_t total = 0;
   for (ParamState* s : states) {
-    const std::uint64_t block_bytes = s->bytes_of(quant::kQ8BlockSize);
-    const auto blocks = static_cast<std::int64_t>(options_.chunk_bytes / block_bytes);
-    s->record_elements = std::min(blocks * quant::kQ8BlockSize, s->numel);
-    s->record_stride = memory::align_up(s->bytes_of(s->record_elements), memory::kFileAlignment);
+    s->lay_out_records(options_.chunk_bytes);
     total += s->file_bytes();
   }
   memory::StateFile& f = file(offload_file_, "offload", options_.direct_io);

@@ -21,15 +21,13 @@ void check_tier_options(const TierOptions& options);
 // The staging ring of `offload`: slots of chunk_bytes, aligned for direct I/O.
 class StagingRing {
  public:
-  StagingRing(std::uint64_t ring_bytes, std::uint64_t chunk_bytes);
+  StagingRing(const TierOptions& options, std::uint64_t offload_bytes);
   ~StagingRing();
   StagingRing(const StagingRing&) = delete;
   StagingRing& operator=(const StagingRing&) = delete;
 
-  // The bytes of the ring these options make: as many whole chunks as fit.
-  static std::uint64_t bytes_for(std::uint64_t ring_bytes, std::uint64_t chunk_bytes) {
-    return ring_bytes / chunk_bytes * chunk_bytes;
-  }
+  // Its slots for `offload_bytes` of offloaded state (TierOptions::ring_bytes).
+  static int slots_for(const TierOptions& options, std::uint64_t offload_bytes);
 
   int num_slots() const { return num_slots_; }
   std::uint64_t slot_bytes() const { return slot_bytes_; }
