@@ -130,7 +130,8 @@ def test_demo_runs_learn_the_same_and_cost_what_the_format_says(demo):
     assert abs(q8["eval_loss"] / adamw["eval_loss"] - 1) < 0.01
     assert q8["state_bytes"]["host"] < 0.26 * adamw["state_bytes"]["host"]
     assert paged["state_bytes"]["host"] == 0 and paged["state_bytes"]["file"] == q8["state_bytes"]["host"]
-    assert offload["state_bytes"]["host"] == 0 and offload["state_bytes"]["staging"] == 1 << 20  # the demo's ring
+    # The demo's ring: at most 1 MiB in 256 KiB chunks, at least 3 of them.
+    assert offload["state_bytes"]["host"] == 0 and 3 * (256 << 10) <= offload["state_bytes"]["staging"] <= 1 << 20
     targets = {t["name"]: t for t in report["targets"]}
     assert len(targets) == 5 and all(t["met"] for t in targets.values()), targets
 
