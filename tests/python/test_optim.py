@@ -228,6 +228,29 @@ def test_views_and_devices_are_checked():
         optim.Adam([torch.nn.Parameter(torch.zeros(3)).long()])
 
 
+def test_step_passes_dense_tensors_by_address_and_checks_the_rest(monkeypatch):
+    """At step(), a dense contiguous CPU tensor of a supported dtype reaches the core as its
+    address (no DLPack export); anything else still goes through DLPack, whose checks say
+    what is wrong, whether the tensor changed between steps or came new."""
+    p = torch.nn.Parameter(torch.randn(6, 4))
+    opt = optim.AdamW([p])
+    exports = []
+    export = torch.Tensor.__dlpack__
+    monkeypatch.setattr(torch.Tensor, "__dlpack__", lambda self, *a, **k: exports.append(1) or export(self, *a, **k))
+    p.grad = torch.randn(6, 4)
+    before = p.detach().clone()
+    opt.step()
+    assert not exports and not torch.equal(p, before)
+    p.grad = torch.randn(6, 8)[:, ::2]  # a strided gradient (torch refuses other dtypes itself)
+    with pytest.raises(ValueError, match="gradient to be contiguous"):
+        opt.step()
+    p.grad = torch.randn(6, 4)
+    p.data = torch.randn(4, 6).t()  # the parameter's storage swapped for a strided view
+    with pytest.raises(ValueError, match="contiguous"):
+        opt.step()
+    assert exports  # those went through DLPack
+
+
 BAD_ARGUMENTS = [
     (optim.AdamW, dict(lr=-1.0), "expected lr to be finite and >= 0, got -1"),
     (optim.AdamW, dict(lr=float("nan")), "expected lr to be finite and >= 0, got nan"),
