@@ -131,8 +131,7 @@ void fill(float* values, std::int64_t n, std::uint64_t seed, float scale) {
 // timed steps. Returns the figures as JSON.
 json run_case(const Config& config, const Case& c) {
   const std::vector<std::int64_t> sizes = cli::parameter_numels(config.model);
-  std::int64_t total = 0;
-  for (std::int64_t n : sizes) total += n;
+  const std::int64_t total = cli::parameter_count(config.model);
   std::vector<float> values(static_cast<std::size_t>(total)), grads(static_cast<std::size_t>(total));
   fill(values.data(), total, 1, 0.02f);
   fill(grads.data(), total, 2, 1e-3f);
@@ -241,13 +240,12 @@ int run(int argc, char** argv) {
   const Config config = parse(argc, argv);
   Output out(config.output);
   const bool table = out.table();
-  std::int64_t total = 0;
-  for (std::int64_t n : cli::parameter_numels(config.model)) total += n;
+  const std::int64_t total = cli::parameter_count(config.model);
   const double params_and_grads = 8.0 * static_cast<double>(total);
   if (table) {
     // No octopage::num_threads() here: the thread pool must first start in the children.
     std::printf("octopage_tiers_bench: %s, %.1fM fp32 parameters (%zu tensors), ring %.0f MiB in %.0f MiB "
-                "chunks\n", config.model.name.c_str(), total / 1e6, cli::parameter_numels(config.model).size(),
+                "chunks\n", config.model.name.c_str(), total / 1e6, cli::parameter_shapes(config.model).size(),
                 mib(config.tiers.ring_bytes), mib(config.tiers.chunk_bytes));
   }
   std::vector<json> results;
