@@ -15,6 +15,7 @@
 #include "src/quant/float_convert.h"
 #include "src/quant/formats.h"
 #include "src/quant/q8_bucket_table.h"
+#include "src/quant/q8_codec.h"
 #include "src/quant/q8_lookup_tables.h"
 #include "src/quant/q8_reference.h"
 
@@ -137,6 +138,25 @@ TEST_P(Q8Encoding, ByteLookupEncoderMatchesReference) {
   const Q8LookupTables& tables = is_signed ? signed_lookup_tables() : unsigned_lookup_tables();
   EXPECT_LE(tables.num_buckets, is_signed ? 256 : 512);  // what the SIMD lookups cover
   expect_matches_reference(is_signed, tables);
+}
+
+// The CUDA kernels' encoder (src/quant/q8_codec.h), compiled for the host.
+struct DeviceCodec {
+  const DynamicCode& code;
+  std::uint8_t encode(float x) const {
+    return code.is_signed ? q8_encode<true>(code.values.data(), code.midpoints.data(), x)
+                          : q8_encode<false>(code.values.data(), code.midpoints.data(), x);
+  }
+};
+
+TEST_P(Q8Encoding, DeviceCodecMatchesReference) {
+  const bool is_signed = GetParam();
+  expect_matches_reference(is_signed, DeviceCodec{code_of(is_signed)});
+  const DynamicCode& code = code_of(is_signed);
+  for (int c = 0; c < kCodeSize; ++c) {
+    EXPECT_EQ(q8_decode(code.values.data(), static_cast<std::uint8_t>(c), 0.5f),
+              decode_reference(code, static_cast<std::uint8_t>(c), 0.5f));
+  }
 }
 
 TEST_P(Q8Encoding, DecodeOfEncodeWithinBudget) {
