@@ -21,12 +21,11 @@ OCTOPAGE_HOST_DEVICE inline std::uint8_t q8_encode(const float* values, const fl
   for (int step = 128; step > 0; step >>= 1) {
     if (values[hi + step - 1] < x) hi += step;
   }
-  if (hi == 255 && values[255] < x) hi = 256;  // the search above never looks at values[255]
+  // The search never looks at values[255]: for x above it, hi stays 255 and the midpoint
+  // rule below picks 255 all the same.
   int c;
   if (hi == 0) {
     c = 0;
-  } else if (hi == 256) {
-    c = 255;
   } else {
     const int lo = hi - 1;
     const float midpoint = midpoints[lo];
