@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "octopage/cuda.h"
 #include "octopage/memory_report.h"
 #include "octopage/options.h"
 #include "octopage/tensor.h"
@@ -143,6 +144,13 @@ class Optimizer {
   const TierOptions& tier_options() const { return tier_options_; }
   // The files that hold `paged` and `offload` state (created with the first such state).
   std::vector<std::string> state_files() const;
+  // The CUDA stream that steps of CUDA parameters, state copies and loads run on (the
+  // torch adapters pass PyTorch's current stream before each step); nullptr, the default,
+  // is the legacy default stream. Kernels run on the current CUDA device, which must be
+  // the parameters'. For CUDA parameters, step() returns once the update is enqueued on
+  // the stream, as torch.optim's fused CUDA step does: work later on that stream sees it.
+  void set_cuda_stream(CudaStream stream) { cuda_stream_ = stream; }
+  CudaStream cuda_stream() const { return cuda_stream_; }
   // Set after a step failed part-way (Note [Failed step]); every later step() throws.
   bool failed() const { return !failure_.empty(); }
 
@@ -159,6 +167,7 @@ class Optimizer {
   TierOptions tier_options_;
   std::unique_ptr<engine::Tiers> tiers_;
   std::string failure_;
+  CudaStream cuda_stream_ = nullptr;
   std::deque<ParamGroup> groups_;  // a deque: add_param_group's references stay valid
   std::array<std::uint64_t, kNumTiers> peak_bytes_{};
 };

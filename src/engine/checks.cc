@@ -5,6 +5,7 @@
 #include <functional>
 #include <ostream>
 
+#include "octopage/cuda.h"
 #include "octopage/error.h"
 #include "src/engine/param_state.h"
 #include "src/quant/formats.h"
@@ -38,9 +39,13 @@ void check_tensor(const TensorRef& t, const char* name, const Where& where) {
                      t.dtype == DType::kFloat16,
                  where, "expected ", name, " dtype float32, bfloat16 or float16, got dtype #",
                  static_cast<int>(t.dtype));
-  OCTOPAGE_CHECK(t.device == Device::kCPU, where, "expected ", name,
-                 " on the cpu: this build of octopage has no CUDA backend, got a ",
-                 device_name(t.device), " buffer");
+  if (t.device == Device::kCPU) return;
+  OCTOPAGE_CHECK(t.device == Device::kCUDA, where, "expected ", name, " on the cpu or cuda, got device #",
+                 static_cast<int>(t.device));
+  OCTOPAGE_CHECK(cuda_built(), where, "expected ", name,
+                 " on the cpu: this build of octopage has no CUDA backend, got a cuda buffer");
+  const std::string reason = cuda_unavailable_reason();
+  OCTOPAGE_CHECK(reason.empty(), where, "expected a usable CUDA device for the cuda ", name, ", got none: ", reason);
 }
 
 // The options that shape a state: of a group, or of a parameter with its overrides.
@@ -54,10 +59,10 @@ void check_state_options(int optim_bits, Placement placement, bool amsgrad, cons
                      placement == Placement::kOffload,
                  where, "expected placement 'device', 'paged' or 'offload', got '",
                  placement_name(placement), "'",
-                 placement == Placement::kCpuStep
-                     ? ": 'cpu_step' runs a GPU's update on the CPU and needs the CUDA backend, "
-                       "which this build does not have"
-                     : "");
+                 placement != Placement::kCpuStep ? ""
+                 : cuda_built() ? ": 'cpu_step' (a GPU's update run on the CPU) is not implemented yet"
+                                : ": 'cpu_step' runs a GPU's update on the CPU and needs the CUDA backend, "
+                                  "which this build does not have");
 }
 
 }  // namespace
@@ -87,12 +92,18 @@ void check_parameter(const Parameter& p, const GroupOptions& options, std::size_
                  "expected format_numel (the whole parameter's size) >= the buffer's ", p.value.numel,
                  " elements, got ", *p.overrides.format_numel);
   check_tensor(p.value, "parameter", where);
+  const Placement placement = p.overrides.placement.value_or(options.placement);
+  OCTOPAGE_CHECK(p.value.device != Device::kCUDA || placement == Placement::kDevice || placement == Placement::kPaged,
+                 where, "expected placement 'device' or 'paged' for a cuda parameter, got '",
+                 placement_name(placement), "': the CUDA backend's offload ring is not implemented yet");
   if (p.grad.data == nullptr) return;  // no gradient: skipped by step()
   check_tensor(p.grad, "gradient", where);
   OCTOPAGE_CHECK(p.grad.numel == p.value.numel, where, "expected a gradient of ", p.value.numel,
                  " elements (the parameter's), got ", p.grad.numel);
   OCTOPAGE_CHECK(p.grad.dtype == p.value.dtype, where, "expected gradient dtype ",
                  dtype_name(p.value.dtype), " (the parameter's), got ", dtype_name(p.grad.dtype));
+  OCTOPAGE_CHECK(p.grad.device == p.value.device, where, "expected the gradient on ",
+                 device_name(p.value.device), " (the parameter's device), got ", device_name(p.grad.device));
 }
 
 void check_state_fits(const ParamState& state, const Parameter& p, const GroupOptions& options,
@@ -103,6 +114,9 @@ void check_state_fits(const ParamState& state, const Parameter& p, const GroupOp
   OCTOPAGE_CHECK(p.value.dtype == state.dtype, where, "expected dtype ", dtype_name(state.dtype),
                  " (the dtype its optimizer state was created for), got ",
                  dtype_name(p.value.dtype));
+  OCTOPAGE_CHECK(p.value.device == state.device, where, "expected a ", device_name(state.device),
+                 " parameter (the device its optimizer state was created on), got a ",
+                 device_name(p.value.device), " one: save the state and load it after moving the model");
   OCTOPAGE_CHECK(options.amsgrad == state.amsgrad, where, "expected amsgrad=",
                  state.amsgrad ? "True" : "False",
                  " (its optimizer state was created so), got amsgrad=",

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <array>
+#include <map>
+#include <tuple>
 #include <sstream>
 #include <utility>
 
@@ -17,6 +19,8 @@
 #include "src/engine/thread_pool.h"
 #include "src/engine/tiers.h"
 #include "src/kernels/cpu/cpu_kernels.h"
+#include "src/kernels/cuda/cuda_kernels.h"
+#include "src/memory/cuda_memory.h"
 #include "src/quant/formats.h"
 #include "src/rules/adam.h"
 
@@ -60,7 +64,8 @@ std::string list_params(const std::vector<std::pair<std::size_t, std::size_t>>& 
 
 // Adds one state to a report's bytes and counts.
 void count_state(MemoryReport& report, const engine::ParamState& state) {
-  const Tier tier = state.placement == Placement::kDevice ? Tier::kHost : Tier::kFile;
+  Tier tier = state.placement == Placement::kDevice ? Tier::kHost : Tier::kFile;
+  if (state.device == Device::kCUDA) tier = state.placement == Placement::kDevice ? Tier::kDevice : Tier::kHost;
   report.state_bytes[static_cast<std::size_t>(tier)] += state.bytes();
   const bool q8 = state.format == StateFormat::kQ8;
   (q8 ? report.tensors_8bit : report.tensors_32bit) += 1;
@@ -78,6 +83,41 @@ void finish_report(MemoryReport& report, std::uint64_t staging_bytes,
     report.peak_bytes[t] = std::max(peaks[t], now);
   }
 }
+
+// The CUDA part of a step: whole parameters as tasks, grouped by kernel, enqueued on the
+// caller's stream after their new state is zeroed and paged state is prefetched.
+class CudaStep {
+ public:
+  void add(const engine::ParamState& state, kernels::AdamVariant variant, const Parameter& p,
+           const rules::AdamScalars& scalars, bool first_step) {
+    if (first_step) fresh_.push_back(&state);
+    if (state.placement == Placement::kPaged) paged_.push_back(&state);
+    if (state.numel > 0) tasks_[{variant, state.format, state.dtype}].push_back({state.chunk(p, 0, state.numel), scalars});
+  }
+  bool empty() const { return fresh_.empty() && tasks_.empty(); }
+
+  // Throws Error(kRuntime) when the runtime refuses a call.
+  void enqueue(CudaStream stream) const {
+    for (const engine::ParamState* state : fresh_) state->zero_fill_cuda(stream);
+    for (const engine::ParamState* state : paged_) {
+      for (int k = 0; k < state->num_states; ++k) {
+        memory::cuda::prefetch_to_device(state->values[k], state->array_bytes(k, state->numel), stream);
+      }
+      for (int k = 0; k < state->num_absmax(); ++k) {
+        memory::cuda::prefetch_to_device(state->absmax[k], state->absmax_bytes(state->numel), stream);
+      }
+    }
+    for (const auto& [kernel, tasks] : tasks_) {
+      const auto& [variant, format, dtype] = kernel;
+      memory::cuda::check(kernels::cuda::launch_adam(variant, format, dtype, tasks.data(), tasks.size(), stream),
+                          "the Adam kernel launch");
+    }
+  }
+
+ private:
+  std::vector<const engine::ParamState*> fresh_, paged_;
+  std::map<std::tuple<kernels::AdamVariant, StateFormat, DType>, std::vector<kernels::cuda::CudaTask>> tasks_;
+};
 
 }  // namespace
 
@@ -198,8 +238,8 @@ void Optimizer::step() {
     const Parameter& p = up.group->params_[up.index];
     const GroupOptions& o = up.group->options;
     if (up.group->states_[up.index] == nullptr) {
-      fresh[u] = engine::ParamState::make(format_for(o, p), p.value.dtype,
-                                          p.value.numel, o.amsgrad, placement_for(o, p.overrides));
+      fresh[u] = engine::ParamState::make(format_for(o, p), p.value.dtype, p.value.numel, o.amsgrad,
+                                          placement_for(o, p.overrides), p.value.device);
       to_place.push_back(fresh[u].get());
     }
     const engine::ParamState& state = fresh[u] ? *fresh[u] : *up.group->states_[up.index];
@@ -216,6 +256,7 @@ void Optimizer::step() {
   std::vector<rules::AdamScalars> scalars(updates.size());
   std::vector<engine::OffloadRecord> records;
   std::vector<Task> tasks;
+  CudaStep cuda_step;
   engine::PagedHints hints(tier_options_.chunk_bytes);
   for (std::size_t u = 0; u < updates.size(); ++u) {
     const Update& up = updates[u];
@@ -227,6 +268,10 @@ void Optimizer::step() {
         kernels.get(kernels::adam_variant(decoupled, state.amsgrad), state.format, state.dtype);
     const Parameter& p = up.group->params_[up.index];
     const bool first_step = state.step == 0;
+    if (state.device == Device::kCUDA) {
+      cuda_step.add(state, kernels::adam_variant(decoupled, state.amsgrad), p, scalars[u], first_step);
+      continue;
+    }
     if (state.placement == Placement::kOffload) {
       for (std::int64_t r = 0; r < state.num_records(); ++r) {
         records.push_back({&state, &p, kernel, &scalars[u], r, first_step, u});
@@ -272,6 +317,15 @@ void Optimizer::step() {
                ". Not updated: " + list_params(untouched) +
                ". Restore the model and the optimizer from a checkpoint.";
     detail::throw_error(ErrorKind::kRuntime, failure_);
+  }
+  if (!cuda_step.empty()) {
+    try {
+      cuda_step.enqueue(cuda_stream_);
+    } catch (const Error& e) {
+      failure_ = std::string(e.what()) + ". The step stopped part-way: its CUDA parameters may be partly "
+                 "updated. Restore the model and the optimizer from a checkpoint.";
+      detail::throw_error(ErrorKind::kRuntime, failure_);
+    }
   }
   hints.start();
   engine::ThreadPool::instance().parallel_for(
@@ -333,11 +387,12 @@ void Optimizer::load_state(std::vector<StateLoad> loads) {
     const engine::ParamState* old = group.states_[load.index].get();
     const Placement placement = placement_for(group.options, p.overrides);
     if (old != nullptr && old->format == load.state.format && old->placement == placement &&
+        old->device == p.value.device &&
         old->numel == p.value.numel && old->dtype == p.value.dtype && old->amsgrad == group.options.amsgrad) {
       continue;
     }
     fresh[l] = engine::ParamState::make(load.state.format, p.value.dtype, p.value.numel,
-                                        group.options.amsgrad, placement);
+                                        group.options.amsgrad, placement, p.value.device);
     to_place.push_back(fresh[l].get());
   }
   tiers_->place(to_place);
@@ -345,14 +400,14 @@ void Optimizer::load_state(std::vector<StateLoad> loads) {
   // 3. Write: new state first (an I/O error leaves the old state untouched), then the
   //    state overwritten in place.
   for (std::size_t l = 0; l < loads.size(); ++l) {
-    if (fresh[l] != nullptr) fresh[l]->restore(loads[l].state, tiers_->offload_file());
+    if (fresh[l] != nullptr) fresh[l]->restore(loads[l].state, tiers_->offload_file(), cuda_stream_);
   }
   std::size_t l = 0;
   try {
     for (; l < loads.size(); ++l) {
       const StateLoad& load = loads[l];
       if (fresh[l] != nullptr || load.state.step == 0) continue;
-      groups_[load.group].states_[load.index]->restore(load.state, tiers_->offload_file());
+      groups_[load.group].states_[load.index]->restore(load.state, tiers_->offload_file(), cuda_stream_);
     }
   } catch (const Error& e) {
     failure_ = std::string(e.what()) + ". Loading state stopped part-way: the state of parameter " +
@@ -388,7 +443,7 @@ const engine::ParamState* Optimizer::find_state(std::size_t group, std::size_t i
 
 StateSnapshot Optimizer::state(std::size_t group, std::size_t index) const {
   const engine::ParamState* state = find_state(group, index);
-  return state != nullptr ? state->snapshot(tiers_->offload_file()) : StateSnapshot{};
+  return state != nullptr ? state->snapshot(tiers_->offload_file(), cuda_stream_) : StateSnapshot{};
 }
 
 std::int64_t Optimizer::state_step(std::size_t group, std::size_t index) const {

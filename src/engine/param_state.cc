@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "octopage/error.h"
+#include "src/memory/cuda_memory.h"
 #include "src/memory/io_queue.h"
 #include "src/quant/dynamic_code.h"
 #include "src/quant/formats.h"
@@ -48,11 +49,12 @@ kernels::Chunk param_chunk(const Parameter& param, DType dtype, std::int64_t beg
 }  // namespace
 
 std::unique_ptr<ParamState> ParamState::make(StateFormat format, DType dtype, std::int64_t numel,
-                                             bool amsgrad, Placement placement) {
+                                             bool amsgrad, Placement placement, Device device) {
   auto state = std::make_unique<ParamState>();
   state->format = format;
   state->dtype = dtype;
   state->placement = placement;
+  state->device = device;
   state->numel = numel;
   state->amsgrad = amsgrad;
   state->num_states = amsgrad ? 3 : 2;
@@ -125,6 +127,15 @@ void ParamState::zero_fill(const kernels::Chunk& c) const {
   }
 }
 
+void ParamState::zero_fill_cuda(CudaStream stream) const {
+  // fp32 zero and absmax 0 are all-zero bytes; 8-bit zero is the code's zero_index.
+  const std::uint8_t zero_code[2] = {quant::signed_code().zero_index, quant::unsigned_code().zero_index};
+  for (int k = 0; k < num_states; ++k) {
+    memory::cuda::fill_async(values[k], format == StateFormat::kQ8 ? zero_code[k] : 0, array_bytes(k, numel), stream);
+  }
+  for (int k = 0; k < num_absmax(); ++k) memory::cuda::fill_async(absmax[k], 0, absmax_bytes(numel), stream);
+}
+
 template <class Visit>
 void ParamState::for_each_piece(const memory::StateFile* file, memory::IoKind io, Visit visit) const {
   const Parameter none{};
@@ -174,9 +185,21 @@ kernels::Chunk snapshot_chunk(StateSnapshot& s) {
   return c;
 }
 
+// memcpy for state in host memory; for CUDA state, a copy after the stream's work.
+auto copier(Device device, CudaStream stream) {
+  return [device, stream](void* dst, const void* src, std::size_t bytes) {
+    if (device == Device::kCUDA) {
+      memory::cuda::copy_after(dst, src, bytes, stream);
+    } else {
+      std::memcpy(dst, src, bytes);
+    }
+  };
+}
+
 }  // namespace
 
-StateSnapshot ParamState::snapshot(const memory::StateFile* file) const {
+StateSnapshot ParamState::snapshot(const memory::StateFile* file, CudaStream stream) const {
+  const auto copy = copier(device, stream);
   StateSnapshot s;
   s.step = step;
   s.format = format;
@@ -195,23 +218,24 @@ StateSnapshot ParamState::snapshot(const memory::StateFile* file) const {
   const kernels::Chunk out = snapshot_chunk(s);
   for_each_piece(file, memory::IoKind::kRead, [&](const kernels::Chunk& c, std::int64_t begin) {
     for (int k = 0; k < num_states; ++k) {
-      std::memcpy(static_cast<char*>(out.state[k]) + begin * value_bytes(), c.state[k], array_bytes(k, c.n));
+      copy(static_cast<char*>(out.state[k]) + begin * value_bytes(), c.state[k], array_bytes(k, c.n));
     }
     for (int k = 0; k < num_absmax(); ++k) {
-      std::memcpy(out.absmax[k] + begin / quant::kQ8BlockSize, c.absmax[k], absmax_bytes(c.n));
+      copy(out.absmax[k] + begin / quant::kQ8BlockSize, c.absmax[k], absmax_bytes(c.n));
     }
   });
   return s;
 }
 
-void ParamState::restore(const StateSnapshot& snapshot, const memory::StateFile* file) {
+void ParamState::restore(const StateSnapshot& snapshot, const memory::StateFile* file, CudaStream stream) {
+  const auto copy = copier(device, stream);
   const kernels::Chunk in = snapshot_chunk(const_cast<StateSnapshot&>(snapshot));  // read only
   for_each_piece(file, memory::IoKind::kWrite, [&](const kernels::Chunk& c, std::int64_t begin) {
     for (int k = 0; k < num_states; ++k) {
-      std::memcpy(c.state[k], static_cast<const char*>(in.state[k]) + begin * value_bytes(), array_bytes(k, c.n));
+      copy(c.state[k], static_cast<const char*>(in.state[k]) + begin * value_bytes(), array_bytes(k, c.n));
     }
     for (int k = 0; k < num_absmax(); ++k) {
-      std::memcpy(c.absmax[k], in.absmax[k] + begin / quant::kQ8BlockSize, absmax_bytes(c.n));
+      copy(c.absmax[k], in.absmax[k] + begin / quant::kQ8BlockSize, absmax_bytes(c.n));
     }
   });
   step = snapshot.step;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "octopage/cuda.h"
 #include "octopage/optimizer.h"
 #include "src/kernels/chunk.h"
 #include "src/memory/buffer.h"
@@ -29,6 +30,9 @@ struct ParamState {
   StateFormat format = StateFormat::kFp32;
   DType dtype = DType::kFloat32;
   Placement placement = Placement::kDevice;
+  // Where the state is: kCPU (RAM, a mapping or a file) or kCUDA (device memory for
+  // `device`, managed memory for `paged`), the device of its parameter.
+  Device device = Device::kCPU;
   std::int64_t numel = 0;
   bool amsgrad = false;
   int num_states = 0;
@@ -47,7 +51,8 @@ struct ParamState {
 
   // The layout only; engine::Tiers gives it a home.
   static std::unique_ptr<ParamState> make(StateFormat format, DType dtype, std::int64_t numel,
-                                          bool amsgrad, Placement placement);
+                                          bool amsgrad, Placement placement,
+                                          Device device = Device::kCPU);
 
   std::size_t value_bytes() const { return format == StateFormat::kQ8 ? 1 : sizeof(float); }
   int num_absmax() const { return format == StateFormat::kQ8 ? num_states : 0; }
@@ -71,15 +76,16 @@ struct ParamState {
   kernels::Chunk chunk(const Parameter& param, std::int64_t begin, std::int64_t n) const;
   kernels::Chunk record_chunk(const Parameter& param, char* record, std::int64_t begin,
                               std::int64_t n) const;
-  // Writes the zero state into a chunk's state.
+  // Writes the zero state into a chunk's state (kCPU), or into all of it on `stream` (kCUDA).
   void zero_fill(const kernels::Chunk& chunk) const;
+  void zero_fill_cuda(CudaStream stream) const;
 
   // A copy of the state; kOffload reads it from `file` (throws Error(kRuntime) on I/O
-  // errors).
-  StateSnapshot snapshot(const memory::StateFile* file) const;
+  // errors); kCUDA copies after the work on `stream`.
+  StateSnapshot snapshot(const memory::StateFile* file, CudaStream stream = nullptr) const;
   // Writes a checked snapshot of this state's format, numel and amsgrad setting into the
   // state's home (kOffload: into `file`) and takes its step.
-  void restore(const StateSnapshot& snapshot, const memory::StateFile* file);
+  void restore(const StateSnapshot& snapshot, const memory::StateFile* file, CudaStream stream = nullptr);
 
  private:
   // Calls visit(chunk, begin) on every piece of the state: the whole of it in memory, or

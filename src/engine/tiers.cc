@@ -5,6 +5,7 @@
 
 #include "octopage/allocator.h"
 #include "octopage/error.h"
+#include "src/memory/cuda_memory.h"
 #include "src/quant/formats.h"
 
 namespace octopage::engine {
@@ -90,16 +91,24 @@ memory::StateFile& Tiers::file(std::unique_ptr<memory::StateFile>& slot, const c
 }
 
 void Tiers::place(const std::vector<ParamState*>& states) {
-  std::vector<ParamState*> in_ram, paged, offloaded;
+  std::vector<ParamState*> in_ram, on_gpu, paged, offloaded;
   for (ParamState* s : states) {
     if (s->numel == 0) continue;  // no bytes to place (an empty shard)
+    if (s->device == Device::kCUDA) {  // device memory, or managed memory when paged
+      on_gpu.push_back(s);
+      continue;
+    }
     if (s->placement == Placement::kDevice) in_ram.push_back(s);
     if (s->placement == Placement::kPaged) paged.push_back(s);
     if (s->placement == Placement::kOffload) offloaded.push_back(s);
   }
   const std::uint64_t paged_size = paged_file_ ? paged_file_->size() : 0;
   try {
-    for (ParamState* s : in_ram) place_in_ram(*s);
+    for (ParamState* s : in_ram) place_in_memory(*s, host_allocator());
+    for (ParamState* s : on_gpu) {
+      place_in_memory(*s, s->placement == Placement::kPaged ? memory::cuda::managed_allocator()
+                                                            : memory::cuda::device_allocator());
+    }
     if (!paged.empty()) place_paged(paged);
     if (!offloaded.empty()) place_offloaded(offloaded);
   } catch (...) {
@@ -112,13 +121,13 @@ void Tiers::place(const std::vector<ParamState*>& states) {
   }
 }
 
-void Tiers::place_in_ram(ParamState& s) {
+void Tiers::place_in_memory(ParamState& s, Allocator& allocator) {
   for (int k = 0; k < s.num_states; ++k) {
-    s.buffers[k] = memory::Buffer(host_allocator(), s.array_bytes(k, s.numel), kArrayNames[k]);
+    s.buffers[k] = memory::Buffer(allocator, s.array_bytes(k, s.numel), kArrayNames[k]);
     s.values[k] = s.buffers[k].as<char>();
   }
   for (int k = 0; k < s.num_absmax(); ++k) {
-    s.buffers[3 + k] = memory::Buffer(host_allocator(), s.absmax_bytes(s.numel), "absmax");
+    s.buffers[3 + k] = memory::Buffer(allocator, s.absmax_bytes(s.numel), "absmax");
     s.absmax[k] = s.buffers[3 + k].as<float>();
   }
 }

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "octopage/allocator.h"
 #include "octopage/options.h"
 #include "src/engine/param_state.h"
 #include "src/memory/io_queue.h"
@@ -46,7 +47,8 @@ class Tiers {
   ~Tiers();
 
   // Gives every state its home: buffers in RAM, one mapped region for the paged ones, one
-  // reservation for the offloaded ones. All or nothing: on Error nothing is kept (files
+  // reservation for the offloaded ones; for a CUDA parameter, device memory (or managed
+  // memory when paged). All or nothing: on Error nothing is kept (files
   // are shrunk back) and the states stay homeless.
   void place(const std::vector<ParamState*>& states);
 
@@ -62,7 +64,7 @@ class Tiers {
 
  private:
   memory::StateFile& file(std::unique_ptr<memory::StateFile>& slot, const char* kind, bool direct);
-  void place_in_ram(ParamState& state);
+  void place_in_memory(ParamState& state, Allocator& allocator);
   void place_paged(const std::vector<ParamState*>& states);
   void place_offloaded(const std::vector<ParamState*>& states);
 

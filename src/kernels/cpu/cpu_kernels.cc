@@ -90,7 +90,7 @@ HWY_INLINE void Q8Block(const rules::AdamScalars& scalars, const Chunk& c,
 
   for (int k = 0; k < K; ++k) {
     auto* codes = static_cast<std::uint8_t*>(c.state[k]) + begin;
-    if (Rule::kStateSigned[k]) {
+    if (Rule::state_signed(k)) {
       EncodeBlockQ8<true>(books[k], state[k], len, new_absmax[k], codes);
     } else {
       EncodeBlockQ8<false>(books[k], state[k], len, new_absmax[k], codes);
@@ -117,7 +117,7 @@ struct SimdAdam {
   template <class Rule, DType kDType>
   static void q8(const Chunk& c, const rules::AdamScalars& scalars) {
     Q8Codebook books[Rule::kNumStates];
-    for (int k = 0; k < Rule::kNumStates; ++k) books[k] = Q8Codebook::of(Rule::kStateSigned[k]);
+    for (int k = 0; k < Rule::kNumStates; ++k) books[k] = Q8Codebook::of(Rule::state_signed(k));
     for (std::int64_t begin = 0; begin < c.n; begin += kQ8BlockSize) {
       const auto len = static_cast<std::size_t>(std::min(kQ8BlockSize, c.n - begin));
       Q8Block<Rule, kDType>(scalars, c, books, begin, len);

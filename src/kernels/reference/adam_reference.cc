@@ -46,7 +46,7 @@ struct ReferenceAdam {
         float state[Rule::kNumStates];
         for (int k = 0; k < Rule::kNumStates; ++k) {
           const auto* codes = static_cast<const std::uint8_t*>(c.state[k]);
-          state[k] = quant::decode_reference(code_of(Rule::kStateSigned[k]), codes[i],
+          state[k] = quant::decode_reference(code_of(Rule::state_signed(k)), codes[i],
                                              c.absmax[k][block]);
         }
         Rule::update(ops, scalars, quant::load_element<kDType>(c.grad, i), p, state);
@@ -54,7 +54,7 @@ struct ReferenceAdam {
         for (int k = 0; k < Rule::kNumStates; ++k) updated[k][j] = state[k];
       }
       for (int k = 0; k < Rule::kNumStates; ++k) {
-        quant::quantize_block_reference(code_of(Rule::kStateSigned[k]), updated[k], len,
+        quant::quantize_block_reference(code_of(Rule::state_signed(k)), updated[k], len,
                                         static_cast<std::uint8_t*>(c.state[k]) + begin,
                                         &c.absmax[k][block]);
       }

@@ -1,0 +1,250 @@
+// The CUDA Adam kernels: the rule of src/rules/adam.h on one element per thread step,
+// several elements per thread, many parameters' chunks per launch (their descriptors
+// travel in the kernel argument, so a step allocates and copies nothing), on the
+// caller's stream. 8-bit state: one warp per block of 256 values, the codes from the
+// thread block's shared copy of the dynamic codes, the block's new absmax by warp
+// shuffles, codes by src/quant/q8_codec.h (the reference encoder's codes).
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include "src/kernels/cuda/cuda_kernels.h"
+#include "src/quant/dynamic_code.h"
+#include "src/quant/formats.h"
+#include "src/quant/param_io.h"
+#include "src/quant/q8_codec.h"
+#include "src/rules/scalar_ops.h"
+
+namespace octopage::kernels::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kWarpSize = 32;
+constexpr int kFp32PerThread = static_cast<int>(kFp32TileElements / kThreads);
+constexpr int kQ8BlocksPerTile = kThreads / kWarpSize;  // one warp per 8-bit block
+constexpr int kQ8PerLane = static_cast<int>(quant::kQ8BlockSize / kWarpSize);
+static_assert(kFp32TileElements % kThreads == 0);
+static_assert(kQ8TileElements == kQ8BlocksPerTile * quant::kQ8BlockSize);
+
+// A launch's tasks, passed by value as the kernel's argument: under the 4 KiB of
+// parameter space that every CUDA version and GPU allows.
+constexpr int kMaxTasksPerLaunch = 32;
+struct Batch {
+  CudaTask tasks[kMaxTasksPerLaunch];
+  int first_tile[kMaxTasksPerLaunch + 1];  // task t updates tiles [first_tile[t], first_tile[t + 1])
+  int num_tasks;
+};
+static_assert(sizeof(Batch) <= 4096, "a launch's descriptors must fit the kernel argument space");
+
+// The dynamic codes on the device: [0] signed, [1] unsigned; each 256 values, then 255
+// midpoints (and one unused slot).
+constexpr int kCodeFloats = 2 * 2 * quant::kCodeSize;
+__device__ float g_codes[kCodeFloats];
+
+__device__ int task_of(const Batch& batch, int tile) {
+  int t = 0;
+  while (tile >= batch.first_tile[t + 1]) ++t;
+  return t;
+}
+
+// The reference's max (std::max(a, |x|)), so a block's absmax has the reference's bits.
+__device__ __forceinline__ float max_of(float a, float b) { return a < b ? b : a; }
+
+template <class Rule, DType kDType>
+__global__ void __launch_bounds__(kThreads) adam_fp32(const __grid_constant__ Batch batch) {
+  const int t = task_of(batch, static_cast<int>(blockIdx.x));
+  const Chunk& c = batch.tasks[t].chunk;
+  const rules::AdamScalars& scalars = batch.tasks[t].scalars;
+  const std::int64_t tile_begin = static_cast<std::int64_t>(blockIdx.x - batch.first_tile[t]) * kFp32TileElements;
+  const rules::ScalarOps ops;
+#pragma unroll
+  for (int e = 0; e < kFp32PerThread; ++e) {
+    const std::int64_t i = tile_begin + e * kThreads + threadIdx.x;
+    if (i < c.n) {
+      float p = quant::load_element<kDType>(c.param, i);
+      float state[Rule::kNumStates];
+      for (int k = 0; k < Rule::kNumStates; ++k) state[k] = static_cast<const float*>(c.state[k])[i];
+      Rule::update(ops, scalars, quant::load_element<kDType>(c.grad, i), p, state);
+      quant::store_element<kDType>(c.param, i, p);
+      for (int k = 0; k < Rule::kNumStates; ++k) static_cast<float*>(c.state[k])[i] = state[k];
+    }
+  }
+}
+
+template <class Rule, DType kDType>
+__global__ void __launch_bounds__(kThreads) adam_q8(const __grid_constant__ Batch batch) {
+  constexpr int K = Rule::kNumStates;
+  __shared__ float codes[kCodeFloats];  // loaded once per thread block
+  for (int i = static_cast<int>(threadIdx.x); i < kCodeFloats; i += kThreads) codes[i] = g_codes[i];
+  __syncthreads();
+
+  const int t = task_of(batch, static_cast<int>(blockIdx.x));
+  const Chunk& c = batch.tasks[t].chunk;
+  const rules::AdamScalars& scalars = batch.tasks[t].scalars;
+  const std::int64_t block = static_cast<std::int64_t>(blockIdx.x - batch.first_tile[t]) * kQ8BlocksPerTile +
+                             threadIdx.x / kWarpSize;
+  const std::int64_t begin = block * quant::kQ8BlockSize;
+  if (begin >= c.n) return;  // the whole warp: the tile's last blocks may not exist
+  const int lane = static_cast<int>(threadIdx.x % kWarpSize);
+  const float* values[K];
+  const float* midpoints[K];
+  float old_absmax[K];
+  #pragma unroll
+  for (int k = 0; k < K; ++k) {
+    values[k] = codes + (Rule::state_signed(k) ? 0 : 2) * quant::kCodeSize;
+    midpoints[k] = values[k] + quant::kCodeSize;
+    old_absmax[k] = c.absmax[k][block];
+  }
+
+  // Decode, update, and track the block's max |state| (Note [Block absmax]).
+  const rules::ScalarOps ops;
+  float updated[K][kQ8PerLane];
+  float block_max[K];
+  #pragma unroll
+  for (int k = 0; k < K; ++k) block_max[k] = 0.0f;
+#pragma unroll
+  for (int e = 0; e < kQ8PerLane; ++e) {
+    const std::int64_t i = begin + e * kWarpSize + lane;
+    if (i >= c.n) continue;
+    float p = quant::load_element<kDType>(c.param, i);
+    float state[K];
+    #pragma unroll
+    for (int k = 0; k < K; ++k) {
+      state[k] = quant::q8_decode(values[k], static_cast<const std::uint8_t*>(c.state[k])[i], old_absmax[k]);
+    }
+    Rule::update(ops, scalars, quant::load_element<kDType>(c.grad, i), p, state);
+    quant::store_element<kDType>(c.param, i, p);
+    #pragma unroll
+    for (int k = 0; k < K; ++k) {
+      updated[k][e] = state[k];
+      block_max[k] = max_of(block_max[k], fabsf(state[k]));
+    }
+  }
+  #pragma unroll
+  for (int k = 0; k < K; ++k) {
+    #pragma unroll
+    for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
+      block_max[k] = max_of(block_max[k], __shfl_xor_sync(0xFFFFFFFFu, block_max[k], offset));
+    }
+  }
+
+  // Encode with the new absmax.
+  #pragma unroll
+  for (int k = 0; k < K; ++k) {
+    const float scale = block_max[k] > 0.0f ? 1.0f / block_max[k] : 1.0f;  // See Note [Block absmax]
+    auto* out = static_cast<std::uint8_t*>(c.state[k]);
+#pragma unroll
+    for (int e = 0; e < kQ8PerLane; ++e) {
+      const std::int64_t i = begin + e * kWarpSize + lane;
+      if (i >= c.n) continue;
+      const float x = updated[k][e] * scale;
+      out[i] = Rule::state_signed(k) ? quant::q8_encode<true>(values[k], midpoints[k], x)
+                                     : quant::q8_encode<false>(values[k], midpoints[k], x);
+    }
+    if (lane == 0) c.absmax[k][block] = block_max[k];
+  }
+}
+
+// Copies the dynamic codes to the current device, once per device.
+cudaError_t upload_codes() {
+  int device = 0;
+  cudaError_t status = cudaGetDevice(&device);
+  if (status != cudaSuccess) return status;
+  static std::mutex mutex;
+  static std::vector<bool> uploaded;
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (static_cast<std::size_t>(device) < uploaded.size() && uploaded[device]) return cudaSuccess;
+  std::vector<float> host(kCodeFloats, 0.0f);
+  const quant::DynamicCode* both[2] = {&quant::signed_code(), &quant::unsigned_code()};
+  for (int s = 0; s < 2; ++s) {
+    float* out = host.data() + s * 2 * quant::kCodeSize;
+    for (int i = 0; i < quant::kCodeSize; ++i) out[i] = both[s]->values[i];
+    for (int i = 0; i + 1 < quant::kCodeSize; ++i) out[quant::kCodeSize + i] = both[s]->midpoints[i];
+  }
+  status = cudaMemcpyToSymbol(g_codes, host.data(), host.size() * sizeof(float));
+  if (status != cudaSuccess) return status;
+  if (uploaded.size() <= static_cast<std::size_t>(device)) uploaded.resize(device + 1, false);
+  uploaded[device] = true;
+  return cudaSuccess;
+}
+
+using Launcher = cudaError_t (*)(const CudaTask*, std::size_t, cudaStream_t);
+
+template <class Rule, DType kDType, bool kQ8>
+cudaError_t launch(const CudaTask* tasks, std::size_t num_tasks, cudaStream_t stream) {
+  constexpr std::int64_t kTile = kQ8 ? kQ8TileElements : kFp32TileElements;
+  constexpr std::int64_t kMaxTiles = 0x7FFFFFFF;  // gridDim.x
+  if constexpr (kQ8) {
+    const cudaError_t status = upload_codes();
+    if (status != cudaSuccess) return status;
+  }
+  std::size_t t = 0;
+  while (t < num_tasks) {
+    Batch batch;
+    batch.num_tasks = 0;
+    std::int64_t tiles = 0;
+    for (; t < num_tasks && batch.num_tasks < kMaxTasksPerLaunch; ++t) {
+      const std::int64_t task_tiles = (tasks[t].chunk.n + kTile - 1) / kTile;
+      if (task_tiles == 0) continue;
+      if (tiles + task_tiles > kMaxTiles) {
+        if (batch.num_tasks == 0) return cudaErrorInvalidValue;  // the engine cuts chunks far smaller
+        break;
+      }
+      batch.tasks[batch.num_tasks] = tasks[t];
+      batch.first_tile[batch.num_tasks] = static_cast<int>(tiles);
+      tiles += task_tiles;
+      ++batch.num_tasks;
+    }
+    if (batch.num_tasks == 0) continue;
+    batch.first_tile[batch.num_tasks] = static_cast<int>(tiles);
+    if constexpr (kQ8) {
+      adam_q8<Rule, kDType><<<static_cast<unsigned>(tiles), kThreads, 0, stream>>>(batch);
+    } else {
+      adam_fp32<Rule, kDType><<<static_cast<unsigned>(tiles), kThreads, 0, stream>>>(batch);
+    }
+    const cudaError_t status = cudaGetLastError();
+    if (status != cudaSuccess) return status;
+  }
+  return cudaSuccess;
+}
+
+template <class Rule, bool kQ8>
+Launcher launcher_for(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat32: return &launch<Rule, DType::kFloat32, kQ8>;
+    case DType::kBFloat16: return &launch<Rule, DType::kBFloat16, kQ8>;
+    case DType::kFloat16: return &launch<Rule, DType::kFloat16, kQ8>;
+  }
+  return nullptr;
+}
+
+template <bool kDecoupled, bool kAmsgrad>
+Launcher launcher_for(StateFormat format, DType dtype) {
+  using Rule = rules::Adam<kDecoupled, kAmsgrad>;
+  if (format == StateFormat::kFp32) return launcher_for<Rule, false>(dtype);
+  if constexpr (Rule::kQuantizable) return launcher_for<Rule, true>(dtype);
+  return nullptr;
+}
+
+Launcher launcher_for(AdamVariant variant, StateFormat format, DType dtype) {
+  switch (variant) {
+    case AdamVariant::kAdam: return launcher_for<false, false>(format, dtype);
+    case AdamVariant::kAdamAmsgrad: return launcher_for<false, true>(format, dtype);
+    case AdamVariant::kAdamW: return launcher_for<true, false>(format, dtype);
+    case AdamVariant::kAdamWAmsgrad: return launcher_for<true, true>(format, dtype);
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+int launch_adam(AdamVariant variant, StateFormat format, DType dtype, const CudaTask* tasks,
+                std::size_t num_tasks, void* stream) {
+  const Launcher launcher = launcher_for(variant, format, dtype);
+  if (launcher == nullptr) return static_cast<int>(cudaErrorInvalidValue);
+  return static_cast<int>(launcher(tasks, num_tasks, static_cast<cudaStream_t>(stream)));
+}
+
+}  // namespace octopage::kernels::cuda
