@@ -57,7 +57,7 @@ struct ErrorCase {
   // parameter 1: " for a parameter, "" for memory shared between parameters. As the
   // optimizer's defaults, an option's message starts "optimizer defaults: " instead.
   const char* where;
-  const char* message;  // a regex for the rest of the message
+  std::string message;  // a regex for the rest of the message
   std::function<void(Target&)> make_bad;
   ErrorKind kind = ErrorKind::kInvalidArgument;
 };
@@ -66,6 +66,19 @@ constexpr unsigned kOptionStages = kAtConstruction | kAtAddParamGroup | kAtStep;
 constexpr unsigned kParamStages = kAtAddParamGroup | kAtStep;
 constexpr const char* kGroup = "param group 1: ";
 constexpr const char* kParam1 = "param group 1, parameter 1: ";
+
+// What a CUDA buffer is told, in this build on this machine: no backend, no GPU, or (with
+// a GPU) that the address is host memory, as the rows' buffers are.
+std::string cuda_buffer_error(const std::string& name) {
+  if (!cuda_built()) return "expected " + name + " on the cpu: this build of octopage has no CUDA backend, got a cuda buffer";
+  if (cuda_device_count() == 0) return "expected a usable CUDA device for the cuda " + name + ", got none: ";
+  return "expected the cuda " + name + "'s data in CUDA device or managed memory, got a host address";
+}
+
+std::string cpu_step_error() {
+  return std::string("expected placement 'device', 'paged' or 'offload', got 'cpu_step': 'cpu_step' ") +
+         (cuda_built() ? "\\(a GPU's update run on the CPU\\) is not implemented yet" : ".* needs the CUDA backend");
+}
 
 float* as_floats(void* data) { return static_cast<float*>(data); }
 
@@ -96,8 +109,7 @@ const ErrorCase kErrorCases[] = {
      "amsgrad=True is not supported with 8-bit state \\(optim_bits=8\\)",
      [](Target& t) { t.options.amsgrad = true; }},
     {"PlacementCpuStep", kOptionStages, kGroup,
-     "expected placement 'device', 'paged' or 'offload', got 'cpu_step': 'cpu_step' .* needs the "
-     "CUDA backend",
+     cpu_step_error(),
      [](Target& t) { t.options.placement = Placement::kCpuStep; }},
 
     // Parameters and gradients.
@@ -115,10 +127,9 @@ const ErrorCase kErrorCases[] = {
      "expected gradient dtype float32, bfloat16 or float16, got dtype #200",
      [](Target& t) { t.param1.grad.dtype = static_cast<DType>(200); }},
     {"CudaParameter", kParamStages, kParam1,
-     "expected parameter on the cpu: this build of octopage has no CUDA backend, got a cuda "
-     "buffer",
+     cuda_buffer_error("parameter"),
      [](Target& t) { t.param1.value.device = Device::kCUDA; }},
-    {"CudaGradient", kParamStages, kParam1, "expected gradient on the cpu: .*got a cuda buffer",
+    {"CudaGradient", kParamStages, kParam1, cuda_buffer_error("gradient"),
      [](Target& t) { t.param1.grad.device = Device::kCUDA; }},
     {"GradNumelMismatch", kParamStages, kParam1,
      "expected a gradient of 5000 elements \\(the parameter's\\), got 4999",

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "octopage/codes.h"
+#include "octopage/cuda.h"
 #include "octopage/error.h"
 #include "octopage/memory_report.h"
 #include "octopage/optimizer.h"

@@ -8,6 +8,7 @@
 #include "octopage/cuda.h"
 #include "octopage/error.h"
 #include "src/engine/param_state.h"
+#include "src/memory/cuda_memory.h"
 #include "src/quant/formats.h"
 
 namespace octopage::engine {
@@ -46,6 +47,8 @@ void check_tensor(const TensorRef& t, const char* name, const Where& where) {
                  " on the cpu: this build of octopage has no CUDA backend, got a cuda buffer");
   const std::string reason = cuda_unavailable_reason();
   OCTOPAGE_CHECK(reason.empty(), where, "expected a usable CUDA device for the cuda ", name, ", got none: ", reason);
+  OCTOPAGE_CHECK(t.numel == 0 || memory::cuda::is_cuda_memory(t.data), where, "expected the cuda ", name,
+                 "'s data in CUDA device or managed memory, got a host address");
 }
 
 // The options that shape a state: of a group, or of a parameter with its overrides.

@@ -104,6 +104,15 @@ void prefetch(const void* p, std::size_t bytes, bool to_device, CudaStream strea
 
 }  // namespace
 
+bool is_cuda_memory(const void* p) {
+  cudaPointerAttributes attributes{};
+  if (cudaPointerGetAttributes(&attributes, p) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return attributes.type == cudaMemoryTypeDevice || attributes.type == cudaMemoryTypeManaged;
+}
+
 const char* error_text(int status) { return cudaGetErrorString(static_cast<cudaError_t>(status)); }
 
 void check(int status, const char* what) {
@@ -150,6 +159,7 @@ namespace {
 [[noreturn]] void no_cuda() { detail::throw_error(ErrorKind::kRuntime, cuda_unavailable_reason()); }
 }  // namespace
 
+bool is_cuda_memory(const void*) { return false; }
 const char* error_text(int) { return "no CUDA backend"; }
 void check(int status, const char*) {
   if (status != 0) no_cuda();

@@ -14,6 +14,9 @@ namespace octopage::memory::cuda {
 void check(int status, const char* what);
 const char* error_text(int status);
 
+// Whether p is memory a CUDA kernel can reach: device or managed memory.
+bool is_cuda_memory(const void* p);
+
 // cudaMalloc on the current device: Tier::kDevice.
 Allocator& device_allocator();
 // cudaMallocManaged (unified memory, the `paged` placement): the driver migrates it
