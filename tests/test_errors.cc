@@ -75,9 +75,13 @@ std::string cuda_buffer_error(const std::string& name) {
   return "expected the cuda " + name + "'s data in CUDA device or managed memory, got a host address";
 }
 
+// cpu_step without the CUDA backend is a bad option; with it, a bad placement for the
+// first cpu parameter that takes it.
+const char* const kCpuStepCudaError = "expected a cuda parameter for placement 'cpu_step'";
 std::string cpu_step_error() {
-  return std::string("expected placement 'device', 'paged' or 'offload', got 'cpu_step': 'cpu_step' ") +
-         (cuda_built() ? "\\(a GPU's update run on the CPU\\) is not implemented yet" : ".* needs the CUDA backend");
+  return cuda_built() ? kCpuStepCudaError
+                      : "expected placement 'device', 'paged' or 'offload', got 'cpu_step': 'cpu_step' .* needs the "
+                        "CUDA backend";
 }
 
 float* as_floats(void* data) { return static_cast<float*>(data); }
@@ -108,8 +112,8 @@ const ErrorCase kErrorCases[] = {
     {"AmsgradWith8BitState", kOptionStages, kGroup,
      "amsgrad=True is not supported with 8-bit state \\(optim_bits=8\\)",
      [](Target& t) { t.options.amsgrad = true; }},
-    {"PlacementCpuStep", kOptionStages, kGroup,
-     cpu_step_error(),
+    {"PlacementCpuStep", cuda_built() ? kParamStages : kOptionStages,
+     cuda_built() ? "param group 1, parameter 0: " : kGroup, cpu_step_error(),
      [](Target& t) { t.options.placement = Placement::kCpuStep; }},
 
     // Parameters and gradients.
@@ -142,7 +146,7 @@ const ErrorCase kErrorCases[] = {
     {"OverrideOptimBits4", kParamStages, kParam1, "expected optim_bits 32 or 8, got 4",
      [](Target& t) { t.param1.overrides.optim_bits = 4; }},
     {"OverrideCpuStep", kParamStages, kParam1,
-     "expected placement 'device', 'paged' or 'offload', got 'cpu_step'",
+     cuda_built() ? kCpuStepCudaError : "expected placement 'device', 'paged' or 'offload', got 'cpu_step'",
      [](Target& t) { t.param1.overrides.placement = Placement::kCpuStep; }},
     {"Override8BitWithAmsgrad", kParamStages, kParam1,
      "amsgrad=True is not supported with 8-bit state",

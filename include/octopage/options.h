@@ -5,7 +5,10 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
+
+#include "octopage/allocator.h"
 
 namespace octopage {
 
@@ -75,6 +78,14 @@ struct TierOptions {
   // Bypass the page cache (O_DIRECT) where the file system allows it.
   bool direct_io = true;
   IoBackend io_backend = IoBackend::kAuto;
+  // CUDA parameters' `device` state comes from this allocator when set (the torch
+  // adapters pass PyTorch's caching allocator, so torch.cuda.memory_allocated() counts
+  // it); otherwise from cudaMalloc. It must allocate on the parameters' device.
+  std::shared_ptr<Allocator> device_allocator;
+  // CUDA `offload` and `cpu_step` state lives in page-locked host memory, so its copies
+  // run asynchronously at the link's full speed; false takes pageable memory instead,
+  // for hosts short of pinnable RAM, at the cost of the overlap.
+  bool pin_host_memory = true;
 };
 
 // torch.optim's defaults for a rule: AdamW decays by 1e-2, Adam not at all.

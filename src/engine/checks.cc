@@ -58,14 +58,15 @@ void check_state_options(int optim_bits, Placement placement, bool amsgrad, cons
   OCTOPAGE_CHECK(!(amsgrad && optim_bits == 8), where,
                  "amsgrad=True is not supported with 8-bit state (optim_bits=8): use "
                  "optim_bits=32 or amsgrad=False");
+  const bool cpu_step_ok = placement == Placement::kCpuStep && cuda_built();  // for cuda parameters only
   OCTOPAGE_CHECK(placement == Placement::kDevice || placement == Placement::kPaged ||
-                     placement == Placement::kOffload,
+                     placement == Placement::kOffload || cpu_step_ok,
                  where, "expected placement 'device', 'paged' or 'offload', got '",
                  placement_name(placement), "'",
-                 placement != Placement::kCpuStep ? ""
-                 : cuda_built() ? ": 'cpu_step' (a GPU's update run on the CPU) is not implemented yet"
-                                : ": 'cpu_step' runs a GPU's update on the CPU and needs the CUDA backend, "
-                                  "which this build does not have");
+                 placement == Placement::kCpuStep
+                     ? ": 'cpu_step' runs a GPU's update on the CPU and needs the CUDA backend, "
+                       "which this build does not have"
+                     : "");
 }
 
 }  // namespace
@@ -95,10 +96,10 @@ void check_parameter(const Parameter& p, const GroupOptions& options, std::size_
                  "expected format_numel (the whole parameter's size) >= the buffer's ", p.value.numel,
                  " elements, got ", *p.overrides.format_numel);
   check_tensor(p.value, "parameter", where);
-  const Placement placement = p.overrides.placement.value_or(options.placement);
-  OCTOPAGE_CHECK(p.value.device != Device::kCUDA || placement == Placement::kDevice || placement == Placement::kPaged,
-                 where, "expected placement 'device' or 'paged' for a cuda parameter, got '",
-                 placement_name(placement), "': the CUDA backend's offload ring is not implemented yet");
+  OCTOPAGE_CHECK(p.value.device == Device::kCUDA ||
+                     p.overrides.placement.value_or(options.placement) != Placement::kCpuStep,
+                 where, "expected a cuda parameter for placement 'cpu_step' (it runs a GPU's update on the CPU), "
+                 "got a cpu parameter: use 'device', 'paged' or 'offload'");
   if (p.grad.data == nullptr) return;  // no gradient: skipped by step()
   check_tensor(p.grad, "gradient", where);
   OCTOPAGE_CHECK(p.grad.numel == p.value.numel, where, "expected a gradient of ", p.value.numel,

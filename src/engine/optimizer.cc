@@ -65,6 +65,7 @@ std::string list_params(const std::vector<std::pair<std::size_t, std::size_t>>& 
 // Adds one state to a report's bytes and counts.
 void count_state(MemoryReport& report, const engine::ParamState& state) {
   Tier tier = state.placement == Placement::kDevice ? Tier::kHost : Tier::kFile;
+  // A CUDA parameter's state: device memory, or managed (paged) or host memory.
   if (state.device == Device::kCUDA) tier = state.placement == Placement::kDevice ? Tier::kDevice : Tier::kHost;
   report.state_bytes[static_cast<std::size_t>(tier)] += state.bytes();
   const bool q8 = state.format == StateFormat::kQ8;
@@ -72,15 +73,16 @@ void count_state(MemoryReport& report, const engine::ParamState& state) {
   (q8 ? report.elements_8bit : report.elements_32bit) += state.numel;
 }
 
-// A report's staging bytes and its peaks: the larger of `peaks` and what it holds now.
-void finish_report(MemoryReport& report, std::uint64_t staging_bytes,
+// A report's staging bytes (all rings; staging_tier is the tier holding most of them)
+// and its peaks: the larger of `peaks` and what each tier holds now.
+void finish_report(MemoryReport& report, const std::array<std::uint64_t, kNumTiers>& staging,
                    const std::array<std::uint64_t, kNumTiers>& peaks) {
-  report.staging_bytes = staging_bytes;
+  report.staging_bytes = 0;
   report.staging_tier = Tier::kHost;
   for (std::size_t t = 0; t < kNumTiers; ++t) {
-    std::uint64_t now = report.state_bytes[t];
-    if (t == static_cast<std::size_t>(report.staging_tier)) now += report.staging_bytes;
-    report.peak_bytes[t] = std::max(peaks[t], now);
+    report.staging_bytes += staging[t];
+    if (staging[t] > staging[static_cast<std::size_t>(report.staging_tier)]) report.staging_tier = static_cast<Tier>(t);
+    report.peak_bytes[t] = std::max(peaks[t], report.state_bytes[t] + staging[t]);
   }
 }
 
@@ -92,13 +94,16 @@ class CudaStep {
            const rules::AdamScalars& scalars, bool first_step) {
     if (first_step) fresh_.push_back(&state);
     if (state.placement == Placement::kPaged) paged_.push_back(&state);
-    if (state.numel > 0) tasks_[{variant, state.format, state.dtype}].push_back({state.chunk(p, 0, state.numel), scalars});
+    if (state.numel > 0) {
+      tasks_[{variant, state.format, state.dtype}].push_back({state.chunk(p, 0, state.numel), scalars});
+    }
   }
   bool empty() const { return fresh_.empty() && tasks_.empty(); }
 
   // Throws Error(kRuntime) when the runtime refuses a call.
   void enqueue(CudaStream stream) const {
-    for (const engine::ParamState* state : fresh_) state->zero_fill_cuda(stream);
+    const Parameter none{};
+    for (const engine::ParamState* state : fresh_) state->zero_fill_cuda(state->chunk(none, 0, state->numel), stream);
     for (const engine::ParamState* state : paged_) {
       for (int k = 0; k < state->num_states; ++k) {
         memory::cuda::prefetch_to_device(state->values[k], state->array_bytes(k, state->numel), stream);
@@ -144,7 +149,7 @@ MemoryReport plan_memory(const std::vector<std::int64_t>& numels, const GroupOpt
     }
   }
   const std::uint64_t ring = offloads ? engine::StagingRing::slots_for(tiers, offload_bytes) * tiers.chunk_bytes : 0;
-  finish_report(report, ring, {});
+  finish_report(report, {ring, 0, 0}, {});
   return report;
 }
 
@@ -257,6 +262,10 @@ void Optimizer::step() {
   std::vector<engine::OffloadRecord> records;
   std::vector<Task> tasks;
   CudaStep cuda_step;
+  std::vector<engine::CudaRecord> cuda_records;
+  std::vector<engine::CpuStepChunk> cpu_step_chunks;
+  std::uint64_t cuda_offload_bytes = 0, cpu_step_bytes = 0;
+  const std::int64_t cpu_step_chunk = engine::CpuStepRing::chunk_elements(tier_options_.chunk_bytes);
   engine::PagedHints hints(tier_options_.chunk_bytes);
   for (std::size_t u = 0; u < updates.size(); ++u) {
     const Update& up = updates[u];
@@ -269,7 +278,21 @@ void Optimizer::step() {
     const Parameter& p = up.group->params_[up.index];
     const bool first_step = state.step == 0;
     if (state.device == Device::kCUDA) {
-      cuda_step.add(state, kernels::adam_variant(decoupled, state.amsgrad), p, scalars[u], first_step);
+      const kernels::AdamVariant variant = kernels::adam_variant(decoupled, state.amsgrad);
+      if (state.placement == Placement::kOffload) {
+        for (std::int64_t r = 0; r < state.num_records(); ++r) {
+          cuda_records.push_back({&state, &p, variant, &scalars[u], r, first_step});
+        }
+        cuda_offload_bytes += state.file_bytes();
+      } else if (state.placement == Placement::kCpuStep) {
+        for (std::int64_t begin = 0; begin < state.numel; begin += cpu_step_chunk) {
+          cpu_step_chunks.push_back({&state, &p, kernel, &scalars[u], begin,
+                                     std::min(cpu_step_chunk, state.numel - begin), first_step});
+        }
+        cpu_step_bytes += static_cast<std::uint64_t>(state.numel) * dtype_size(state.dtype);
+      } else {
+        cuda_step.add(state, variant, p, scalars[u], first_step);
+      }
       continue;
     }
     if (state.placement == Placement::kOffload) {
@@ -285,6 +308,10 @@ void Optimizer::step() {
       tasks.push_back({kernel, chunk, u, first_step ? &state : nullptr});
     }
   }
+
+  // The CUDA rings, made (device or pinned memory) before anything is modified.
+  engine::CudaOffloadRing* cuda_ring = cuda_records.empty() ? nullptr : &tiers_->cuda_ring(cuda_offload_bytes);
+  engine::CpuStepRing* cpu_step_ring = cpu_step_chunks.empty() ? nullptr : &tiers_->cpu_step_ring(cpu_step_bytes);
 
   // 4. Run: offloaded state first (Note [Failed step]), then state in memory. Kernels
   //    neither fail nor throw.
@@ -318,9 +345,11 @@ void Optimizer::step() {
                ". Restore the model and the optimizer from a checkpoint.";
     detail::throw_error(ErrorKind::kRuntime, failure_);
   }
-  if (!cuda_step.empty()) {
+  if (!cuda_step.empty() || cuda_ring != nullptr || cpu_step_ring != nullptr) {
     try {
       cuda_step.enqueue(cuda_stream_);
+      if (cuda_ring != nullptr) cuda_ring->run(cuda_records, cuda_stream_);
+      if (cpu_step_ring != nullptr) cpu_step_ring->run(cpu_step_chunks, cuda_stream_);
     } catch (const Error& e) {
       failure_ = std::string(e.what()) + ". The step stopped part-way: its CUDA parameters may be partly "
                  "updated. Restore the model and the optimizer from a checkpoint.";
@@ -466,7 +495,7 @@ MemoryReport Optimizer::report_bytes() const {
       if (state != nullptr) count_state(report, *state);
     }
   }
-  finish_report(report, tiers_->staging_bytes(), peak_bytes_);
+  finish_report(report, tiers_->staging_bytes_by_tier(), peak_bytes_);
   return report;
 }
 

@@ -127,13 +127,13 @@ void ParamState::zero_fill(const kernels::Chunk& c) const {
   }
 }
 
-void ParamState::zero_fill_cuda(CudaStream stream) const {
+void ParamState::zero_fill_cuda(const kernels::Chunk& c, CudaStream stream) const {
   // fp32 zero and absmax 0 are all-zero bytes; 8-bit zero is the code's zero_index.
   const std::uint8_t zero_code[2] = {quant::signed_code().zero_index, quant::unsigned_code().zero_index};
   for (int k = 0; k < num_states; ++k) {
-    memory::cuda::fill_async(values[k], format == StateFormat::kQ8 ? zero_code[k] : 0, array_bytes(k, numel), stream);
+    memory::cuda::fill_async(c.state[k], format == StateFormat::kQ8 ? zero_code[k] : 0, array_bytes(k, c.n), stream);
   }
-  for (int k = 0; k < num_absmax(); ++k) memory::cuda::fill_async(absmax[k], 0, absmax_bytes(numel), stream);
+  for (int k = 0; k < num_absmax(); ++k) memory::cuda::fill_async(c.absmax[k], 0, absmax_bytes(c.n), stream);
 }
 
 template <class Visit>
@@ -142,6 +142,13 @@ void ParamState::for_each_piece(const memory::StateFile* file, memory::IoKind io
   if (numel == 0) return;  // nothing placed, nothing to copy
   if (placement != Placement::kOffload) {
     visit(chunk(none, 0, numel), std::int64_t{0});
+    return;
+  }
+  if (device == Device::kCUDA) {  // records in host memory
+    for (std::int64_t r = 0; r < num_records(); ++r) {
+      const std::int64_t begin = r * record_elements;
+      visit(record_chunk(none, host_record(r), begin, std::min(record_elements, numel - begin)), begin);
+    }
     return;
   }
   OCTOPAGE_CHECK_RUNTIME(file != nullptr, "internal error: offloaded state without its file");

@@ -44,8 +44,12 @@ struct ParamState {
   memory::Buffer buffers[5];
   std::shared_ptr<memory::MappedRegion> mapping;
 
-  // kOffload: see Note [Offload records].
+  // kOffload: see Note [Offload records]. The records are in the offload file at
+  // file_offset, or, for a CUDA parameter, in host memory at host_records (owned by
+  // host_buffer, shared by the states placed in the same step).
   std::uint64_t file_offset = 0;
+  char* host_records = nullptr;
+  std::shared_ptr<memory::Buffer> host_buffer;
   std::int64_t record_elements = 0;
   std::uint64_t record_stride = 0;
 
@@ -76,9 +80,12 @@ struct ParamState {
   kernels::Chunk chunk(const Parameter& param, std::int64_t begin, std::int64_t n) const;
   kernels::Chunk record_chunk(const Parameter& param, char* record, std::int64_t begin,
                               std::int64_t n) const;
-  // Writes the zero state into a chunk's state (kCPU), or into all of it on `stream` (kCUDA).
+  // Writes the zero state into a chunk's state in host memory, or, enqueued on `stream`,
+  // in CUDA device or managed memory.
   void zero_fill(const kernels::Chunk& chunk) const;
-  void zero_fill_cuda(CudaStream stream) const;
+  void zero_fill_cuda(const kernels::Chunk& chunk, CudaStream stream) const;
+  // Where record r of `offload` state is in host memory (CUDA parameters only).
+  char* host_record(std::int64_t r) const { return host_records + r * record_stride; }
 
   // A copy of the state; kOffload reads it from `file` (throws Error(kRuntime) on I/O
   // errors); kCUDA copies after the work on `stream`.

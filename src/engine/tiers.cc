@@ -91,11 +91,11 @@ memory::StateFile& Tiers::file(std::unique_ptr<memory::StateFile>& slot, const c
 }
 
 void Tiers::place(const std::vector<ParamState*>& states) {
-  std::vector<ParamState*> in_ram, on_gpu, paged, offloaded;
+  std::vector<ParamState*> in_ram, on_gpu, paged, offloaded, offloaded_from_gpu;
   for (ParamState* s : states) {
     if (s->numel == 0) continue;  // no bytes to place (an empty shard)
-    if (s->device == Device::kCUDA) {  // device memory, or managed memory when paged
-      on_gpu.push_back(s);
+    if (s->device == Device::kCUDA) {
+      (s->placement == Placement::kOffload ? offloaded_from_gpu : on_gpu).push_back(s);
       continue;
     }
     if (s->placement == Placement::kDevice) in_ram.push_back(s);
@@ -106,15 +106,19 @@ void Tiers::place(const std::vector<ParamState*>& states) {
   try {
     for (ParamState* s : in_ram) place_in_memory(*s, host_allocator());
     for (ParamState* s : on_gpu) {
-      place_in_memory(*s, s->placement == Placement::kPaged ? memory::cuda::managed_allocator()
-                                                            : memory::cuda::device_allocator());
+      Allocator& allocator = s->placement == Placement::kPaged   ? memory::cuda::managed_allocator()
+                             : s->placement == Placement::kCpuStep ? host_allocator()
+                                                                   : device_allocator();
+      place_in_memory(*s, allocator);
     }
+    if (!offloaded_from_gpu.empty()) place_in_host_records(offloaded_from_gpu);
     if (!paged.empty()) place_paged(paged);
     if (!offloaded.empty()) place_offloaded(offloaded);
   } catch (...) {
     for (ParamState* s : states) {
       for (memory::Buffer& b : s->buffers) b = memory::Buffer();
       s->mapping.reset();
+      s->host_buffer.reset();
     }
     if (paged_file_) paged_file_->shrink_to(paged_size);
     throw;
@@ -163,6 +167,54 @@ void Tiers::place_paged(const std::vector<ParamState*>& states) {
       at += align_up(s->absmax_bytes(s->numel), memory::kFileAlignment);
     }
   }
+}
+
+// A CUDA parameter's offloaded state: records as the file would hold them, in one host
+// buffer for the states placed together (page-locked unless pin_host_memory is false).
+void Tiers::place_in_host_records(const std::vector<ParamState*>& states) {
+  std::uint64_t total = 0;
+  for (ParamState* s : states) {
+    s->lay_out_records(options_.chunk_bytes);
+    total += s->file_bytes();
+  }
+  Allocator& allocator = options_.pin_host_memory ? memory::cuda::pinned_allocator() : host_allocator();
+  auto buffer = std::make_shared<memory::Buffer>(allocator, total,
+                                                 options_.pin_host_memory
+                                                     ? "offloaded state (page-locked; pin_host_memory=False takes pageable memory)"
+                                                     : "offloaded state");
+  std::uint64_t at = 0;
+  for (ParamState* s : states) {
+    s->host_buffer = buffer;
+    s->host_records = buffer->as<char>() + at;
+    at += s->file_bytes();
+  }
+}
+
+Allocator& Tiers::device_allocator() const {
+  return options_.device_allocator ? *options_.device_allocator : memory::cuda::device_allocator();
+}
+
+CudaOffloadRing& Tiers::cuda_ring(std::uint64_t offload_bytes) {
+  if (!cuda_ring_) {
+    cuda_ring_ = std::make_unique<CudaOffloadRing>(StagingRing::slots_for(options_, offload_bytes),
+                                                   options_.chunk_bytes, device_allocator());
+  }
+  return *cuda_ring_;
+}
+
+CpuStepRing& Tiers::cpu_step_ring(std::uint64_t parameter_bytes) {
+  if (!cpu_step_ring_) {
+    cpu_step_ring_ = std::make_unique<CpuStepRing>(StagingRing::slots_for(options_, 2 * parameter_bytes),
+                                                   options_.chunk_bytes, options_.pin_host_memory);
+  }
+  return *cpu_step_ring_;
+}
+
+std::array<std::uint64_t, kNumTiers> Tiers::staging_bytes_by_tier() const {
+  std::array<std::uint64_t, kNumTiers> bytes{};
+  bytes[static_cast<std::size_t>(Tier::kHost)] = (ring_ ? ring_->bytes() : 0) + (cpu_step_ring_ ? cpu_step_ring_->bytes() : 0);
+  bytes[static_cast<std::size_t>(Tier::kDevice)] = cuda_ring_ ? cuda_ring_->bytes() : 0;
+  return bytes;
 }
 
 // Records as big as a ring slot allows (Note [Offload records]), laid out in the order

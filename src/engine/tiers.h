@@ -3,6 +3,7 @@
 // and files, the staging ring and the I/O queue, each made on first use.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -10,6 +11,7 @@
 
 #include "octopage/allocator.h"
 #include "octopage/options.h"
+#include "src/engine/cuda_pipeline.h"
 #include "src/engine/param_state.h"
 #include "src/memory/io_queue.h"
 #include "src/memory/state_file.h"
@@ -57,7 +59,12 @@ class Tiers {
   // The ring and the queue, made on first use (throws Error(kRuntime) when it cannot).
   StagingRing& ring();
   memory::IoQueue& io_queue();
-  std::uint64_t staging_bytes() const { return ring_ ? ring_->bytes() : 0; }
+  // The rings of CUDA parameters' `offload` (device slots) and `cpu_step` (host slots),
+  // made on first use for that much offloaded state or parameter bytes.
+  CudaOffloadRing& cuda_ring(std::uint64_t offload_bytes);
+  CpuStepRing& cpu_step_ring(std::uint64_t parameter_bytes);
+  // Bytes of every staging ring, by the tier it is in.
+  std::array<std::uint64_t, kNumTiers> staging_bytes_by_tier() const;
   std::vector<std::string> files() const;
   // Of the paged state: bytes resident in RAM now.
   std::uint64_t paged_resident_bytes() const;
@@ -65,6 +72,8 @@ class Tiers {
  private:
   memory::StateFile& file(std::unique_ptr<memory::StateFile>& slot, const char* kind, bool direct);
   void place_in_memory(ParamState& state, Allocator& allocator);
+  void place_in_host_records(const std::vector<ParamState*>& states);
+  Allocator& device_allocator() const;
   void place_paged(const std::vector<ParamState*>& states);
   void place_offloaded(const std::vector<ParamState*>& states);
 
@@ -74,6 +83,8 @@ class Tiers {
   std::unique_ptr<memory::StateFile> offload_file_;
   std::unique_ptr<StagingRing> ring_;
   std::unique_ptr<memory::IoQueue> io_queue_;
+  std::unique_ptr<CudaOffloadRing> cuda_ring_;
+  std::unique_ptr<CpuStepRing> cpu_step_ring_;
   std::vector<std::weak_ptr<memory::MappedRegion>> mappings_;
 };
 

@@ -50,6 +50,20 @@ namespace {
 
 cudaStream_t as_stream(CudaStream stream) { return static_cast<cudaStream_t>(stream); }
 
+class PinnedAllocator final : public Allocator {
+ public:
+  void* allocate(std::size_t bytes) override {
+    void* p = nullptr;
+    if (cudaHostAlloc(&p, bytes == 0 ? 1 : bytes, cudaHostAllocPortable) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return nullptr;
+    }
+    return p;
+  }
+  void deallocate(void* p, std::size_t) noexcept override { cudaFreeHost(p); }
+  Tier tier() const override { return Tier::kHost; }
+};
+
 class CudaAllocator final : public Allocator {
  public:
   explicit CudaAllocator(bool managed) : managed_(managed) {}
@@ -129,6 +143,38 @@ Allocator& managed_allocator() {
   return allocator;
 }
 
+Allocator& pinned_allocator() {
+  static PinnedAllocator allocator;
+  return allocator;
+}
+
+void copy_async(void* dst, const void* src, std::size_t bytes, CudaStream stream) {
+  if (bytes > 0) check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, as_stream(stream)), "cudaMemcpyAsync");
+}
+
+Stream::Stream() {
+  cudaStream_t stream = nullptr;
+  check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+  stream_ = stream;
+}
+Stream::~Stream() { cudaStreamDestroy(as_stream(stream_)); }
+
+Event::Event() {
+  cudaEvent_t event = nullptr;
+  check(cudaEventCreateWithFlags(&event, cudaEventDisableTiming), "cudaEventCreateWithFlags");
+  event_ = event;
+}
+Event::~Event() { cudaEventDestroy(static_cast<cudaEvent_t>(event_)); }
+void Event::record(CudaStream stream) {
+  check(cudaEventRecord(static_cast<cudaEvent_t>(event_), as_stream(stream)), "cudaEventRecord");
+}
+void Event::wait_on(CudaStream stream) const {
+  check(cudaStreamWaitEvent(as_stream(stream), static_cast<cudaEvent_t>(event_), 0), "cudaStreamWaitEvent");
+}
+void Event::synchronize() const {
+  check(cudaEventSynchronize(static_cast<cudaEvent_t>(event_)), "cudaEventSynchronize");
+}
+
 void fill_async(void* p, int byte, std::size_t bytes, CudaStream stream) {
   if (bytes > 0) check(cudaMemsetAsync(p, byte, bytes, as_stream(stream)), "cudaMemsetAsync");
 }
@@ -166,6 +212,15 @@ void check(int status, const char*) {
 }
 Allocator& device_allocator() { no_cuda(); }
 Allocator& managed_allocator() { no_cuda(); }
+Allocator& pinned_allocator() { no_cuda(); }
+void copy_async(void*, const void*, std::size_t, CudaStream) { no_cuda(); }
+Stream::Stream() { no_cuda(); }
+Stream::~Stream() = default;
+Event::Event() { no_cuda(); }
+Event::~Event() = default;
+void Event::record(CudaStream) { no_cuda(); }
+void Event::wait_on(CudaStream) const { no_cuda(); }
+void Event::synchronize() const { no_cuda(); }
 void fill_async(void*, int, std::size_t, CudaStream) { no_cuda(); }
 void copy_after(void*, const void*, std::size_t, CudaStream) { no_cuda(); }
 void prefetch_to_device(const void*, std::size_t, CudaStream) { no_cuda(); }
