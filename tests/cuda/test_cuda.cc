@@ -153,8 +153,9 @@ struct CudaTrainingRun {
   std::vector<testing::TestParam> host;
   std::vector<std::unique_ptr<DeviceCopy>> values, grads;
   Optimizer opt;
-  CudaTrainingRun(Rule rule, GroupOptions options, DType dtype, const std::vector<std::int64_t>& sizes)
-      : opt(rule, options) {
+  CudaTrainingRun(Rule rule, GroupOptions options, DType dtype, const std::vector<std::int64_t>& sizes,
+                  TierOptions tiers = {})
+      : opt(rule, options, std::move(tiers)) {
     host.reserve(sizes.size());
     std::vector<Parameter> refs;
     for (std::size_t k = 0; k < sizes.size(); ++k) {
@@ -206,22 +207,41 @@ GroupOptions options_for(int bits, Placement placement) {
   return o;
 }
 
+// Small chunks and a 3-slot ring, so offload and cpu_step reuse every slot many times.
+TierOptions small_rings() {
+  TierOptions t;
+  t.chunk_bytes = 8192;
+  t.ring_bytes = 3 * t.chunk_bytes;
+  return t;
+}
+
 TEST(CudaOptimizer, EveryPlacementMatchesTheCpuBitwise) {
   OCTOPAGE_REQUIRE_GPU();
   for (int bits : {32, 8}) {
     for (DType dtype : testing::kAllDTypes) {
       testing::TrainingRun cpu(Rule::kAdamW, options_for(bits, Placement::kDevice), dtype, kModelSizes);
       cpu.steps(5);
-      for (Placement placement : {Placement::kDevice, Placement::kPaged}) {
-        SCOPED_TRACE(std::to_string(bits) + "-bit " + dtype_name(dtype) + " " + placement_name(placement));
-        CudaTrainingRun gpu(Rule::kAdamW, options_for(bits, placement), dtype, kModelSizes);
-        gpu.steps(5);
-        testing::expect_same_bytes(cpu.bits(), gpu.bits());
-        const MemoryReport report = gpu.opt.memory_report();
-        const std::uint64_t state = cpu.opt.memory_report().state_bytes_in(Tier::kHost);
-        const Tier tier = placement == Placement::kDevice ? Tier::kDevice : Tier::kHost;
-        EXPECT_EQ(report.state_bytes_in(tier), state);
-        EXPECT_EQ(report.total_state_bytes(), state);
+      for (Placement placement : {Placement::kDevice, Placement::kPaged, Placement::kOffload, Placement::kCpuStep}) {
+        for (bool pinned : {true, false}) {
+          if (!pinned && (placement == Placement::kDevice || placement == Placement::kPaged)) continue;
+          SCOPED_TRACE(std::to_string(bits) + "-bit " + dtype_name(dtype) + " " + placement_name(placement) +
+                       (pinned ? "" : " (pageable host memory)"));
+          TierOptions tiers = small_rings();
+          tiers.pin_host_memory = pinned;
+          CudaTrainingRun gpu(Rule::kAdamW, options_for(bits, placement), dtype, kModelSizes, tiers);
+          gpu.steps(5);
+          testing::expect_same_bytes(cpu.bits(), gpu.bits());
+          const MemoryReport report = gpu.opt.memory_report();
+          const std::uint64_t state = cpu.opt.memory_report().state_bytes_in(Tier::kHost);
+          const Tier tier = placement == Placement::kDevice ? Tier::kDevice : Tier::kHost;
+          EXPECT_EQ(report.state_bytes_in(tier), state);
+          EXPECT_EQ(report.total_state_bytes(), state);
+          const std::uint64_t ring = placement == Placement::kOffload || placement == Placement::kCpuStep ? 3 * 8192 : 0;
+          EXPECT_EQ(report.staging_bytes, ring);
+          if (ring > 0) {
+            EXPECT_EQ(report.staging_tier, placement == Placement::kOffload ? Tier::kDevice : Tier::kHost);
+          }
+        }
       }
     }
   }
