@@ -67,35 +67,77 @@ bool is_contiguous(const Array& a) {
 TensorRef tensor_ref(const Array& a, const char* what) {
   TensorRef t;
   t.dtype = dtype_of(a, what);
-  if (a.device_type() == nb::device::cuda::value) {
+  const bool on_cuda = a.device_type() == nb::device::cuda::value;
+  if (on_cuda && !cuda_built()) {
     detail::throw_error(ErrorKind::kInvalidArgument, "expected ", what,
                         " on the CPU, got a CUDA tensor: this build of octopage has no CUDA backend");
   }
-  OCTOPAGE_CHECK(a.device_type() == nb::device::cpu::value, "expected ", what,
-                 " on the CPU, got DLPack device type ", a.device_type());
+  OCTOPAGE_CHECK(on_cuda || a.device_type() == nb::device::cpu::value, "expected ", what,
+                 " on the CPU or a CUDA device, got DLPack device type ", a.device_type());
   OCTOPAGE_CHECK(is_contiguous(a), "expected ", what,
                  " to be contiguous (octopage updates memory in place), got a strided view; "
                  "call .contiguous() on the parameter itself, not on a view");
   t.data = a.size() == 0 ? empty_tensor_data() : const_cast<void*>(a.data());
   t.numel = static_cast<std::int64_t>(a.size());
-  t.device = Device::kCPU;
+  t.device = on_cuda ? Device::kCUDA : Device::kCPU;
   return t;
 }
 
-// A tensor as step() takes it: the (address, numel, dtype code) that octopage.optim reads
-// off a dense, contiguous CPU tensor of a supported dtype, which spares every tensor of
-// every step a DLPack round trip (about 2 us each; Python reads the three in well under
-// one), or any array, converted and checked through DLPack.
-using StepTensor = std::variant<std::tuple<std::uintptr_t, std::int64_t, int>, Array>;
+// A tensor as step() takes it: the (address, numel, dtype code, is_cuda) that
+// octopage.optim reads off a dense, contiguous tensor of a supported dtype, which spares
+// every tensor of every step a DLPack round trip (about 2 us each; Python reads the four
+// in well under one), or any array, converted and checked through DLPack.
+using StepTensor = std::variant<std::tuple<std::uintptr_t, std::int64_t, int, bool>, Array>;
 
 TensorRef tensor_ref(const StepTensor& t, const char* what) {
   if (const Array* a = std::get_if<Array>(&t)) return tensor_ref(*a, what);
-  const auto& [address, numel, code] = std::get<0>(t);
+  const auto& [address, numel, code, is_cuda] = std::get<0>(t);
   OCTOPAGE_CHECK(code >= 0 && code <= static_cast<int>(DType::kFloat16) && numel >= 0,
-                 "expected ", what, " as (address, numel, dtype code), got dtype code ", code, " and numel ", numel);
+                 "expected ", what, " as (address, numel, dtype code, is_cuda), got dtype code ", code,
+                 " and numel ", numel);
   void* data = numel == 0 ? empty_tensor_data() : reinterpret_cast<void*>(address);
-  return TensorRef{data, numel, static_cast<DType>(code), Device::kCPU};
+  return TensorRef{data, numel, static_cast<DType>(code), is_cuda ? Device::kCUDA : Device::kCPU};
 }
+
+// Device memory for CUDA state from two Python callables, alloc(nbytes) -> address and
+// free(address): octopage.optim passes PyTorch's caching allocator, so that
+// torch.cuda.memory_allocated() counts octopage's state. Called with or without the GIL.
+class PyDeviceAllocator final : public Allocator {
+ public:
+  PyDeviceAllocator(nb::object alloc, nb::object free) : alloc_(std::move(alloc)), free_(std::move(free)) {}
+  ~PyDeviceAllocator() override {
+    if (!Py_IsInitialized()) {  // the interpreter is gone: leave the objects alone
+      alloc_.release();
+      free_.release();
+      return;
+    }
+    nb::gil_scoped_acquire gil;
+    alloc_.reset();
+    free_.reset();
+  }
+  void* allocate(std::size_t bytes) override {
+    nb::gil_scoped_acquire gil;
+    try {
+      return reinterpret_cast<void*>(nb::cast<std::uintptr_t>(alloc_(bytes)));
+    } catch (nb::python_error& e) {
+      e.discard_as_unraisable("octopage: allocating CUDA state through PyTorch");
+      return nullptr;  // Buffer reports the failure as out of memory
+    }
+  }
+  void deallocate(void* p, std::size_t) noexcept override {
+    if (!Py_IsInitialized()) return;
+    nb::gil_scoped_acquire gil;
+    try {
+      free_(reinterpret_cast<std::uintptr_t>(p));
+    } catch (nb::python_error& e) {
+      e.discard_as_unraisable("octopage: freeing CUDA state through PyTorch");
+    }
+  }
+  Tier tier() const override { return Tier::kDevice; }
+
+ private:
+  nb::object alloc_, free_;
+};
 
 Placement placement_from(const std::string& name) {
   if (name == "device") return Placement::kDevice;
@@ -185,10 +227,15 @@ class PyOptimizer {
  public:
   PyOptimizer(const std::string& rule, std::optional<std::string> offload_dir, bool keep_files,
               std::uint64_t ring_bytes, std::uint64_t chunk_bytes, bool direct_io,
-              const std::string& io_backend, const Options& defaults)
+              const std::string& io_backend, const Options& defaults, bool pin_host_memory,
+              nb::object device_alloc, nb::object device_free)
       : optimizer_(rule_from(rule), group_options(defaults),
-                   tier_options(std::move(offload_dir), keep_files, ring_bytes, chunk_bytes,
-                                direct_io, io_backend)) {}
+                   tier_options(std::move(offload_dir), keep_files, ring_bytes, chunk_bytes, direct_io,
+                                io_backend, pin_host_memory, std::move(device_alloc), std::move(device_free))) {}
+
+  // The CUDA stream (an address, 0 for the legacy default stream) that CUDA steps, state
+  // copies and loads run on; octopage.optim passes torch.cuda.current_stream()'s.
+  void set_cuda_stream(std::uintptr_t stream) { optimizer_.set_cuda_stream(reinterpret_cast<CudaStream>(stream)); }
 
   // Adds a group of parameters (with their overrides); returns its index.
   std::size_t add_group(const std::vector<Array>& params, const std::vector<Overrides>& overrides,
@@ -307,8 +354,13 @@ class PyOptimizer {
 
   static TierOptions tier_options(std::optional<std::string> offload_dir, bool keep_files,
                                   std::uint64_t ring_bytes, std::uint64_t chunk_bytes, bool direct_io,
-                                  const std::string& io_backend) {
+                                  const std::string& io_backend, bool pin_host_memory, nb::object device_alloc,
+                                  nb::object device_free) {
     TierOptions t;
+    t.pin_host_memory = pin_host_memory;
+    if (!device_alloc.is_none() && !device_free.is_none()) {
+      t.device_allocator = std::make_shared<PyDeviceAllocator>(std::move(device_alloc), std::move(device_free));
+    }
     t.offload_dir = offload_dir.value_or("");
     t.keep_files = keep_files;
     t.ring_bytes = ring_bytes;
@@ -343,6 +395,9 @@ NB_MODULE(_core, m) {
   m.attr("DEFAULT_RING_BYTES") = tiers.ring_bytes;
   m.attr("DEFAULT_CHUNK_BYTES") = tiers.chunk_bytes;
   m.attr("Q8_BLOCK_SIZE") = kQ8BlockSize;
+  m.attr("CUDA_BUILT") = cuda_built();
+  m.def("cuda_unavailable_reason", &cuda_unavailable_reason,
+        "Empty when CUDA tensors can be stepped here, else why not.");
   nb::dict dtype_codes;  // step()'s dtype codes (StepTensor), by torch's dtype names
   for (DType t : {DType::kFloat32, DType::kBFloat16, DType::kFloat16}) dtype_codes[dtype_name(t)] = static_cast<int>(t);
   m.attr("DTYPE_CODES") = dtype_codes;
@@ -361,9 +416,12 @@ NB_MODULE(_core, m) {
 
   nb::class_<PyOptimizer>(m, "Optimizer")
       .def(nb::init<const std::string&, std::optional<std::string>, bool, std::uint64_t, std::uint64_t,
-                    bool, const std::string&, const python::Options&>(),
+                    bool, const std::string&, const python::Options&, bool, nb::object, nb::object>(),
            nb::arg("rule"), nb::arg("offload_dir").none(), nb::arg("keep_files"), nb::arg("ring_bytes"),
-           nb::arg("chunk_bytes"), nb::arg("direct_io"), nb::arg("io_backend"), nb::arg("defaults"))
+           nb::arg("chunk_bytes"), nb::arg("direct_io"), nb::arg("io_backend"), nb::arg("defaults"),
+           nb::arg("pin_host_memory") = true, nb::arg("device_alloc").none() = nb::none(),
+           nb::arg("device_free").none() = nb::none())
+      .def("set_cuda_stream", &PyOptimizer::set_cuda_stream, nb::arg("stream"))
       .def("add_group", &PyOptimizer::add_group, nb::arg("params"), nb::arg("overrides"), nb::arg("options"))
       .def("step", &PyOptimizer::step, nb::arg("groups"))
       .def("state", &PyOptimizer::state, nb::arg("group"), nb::arg("index"))

@@ -41,19 +41,21 @@ def to_tensors(core_state, p):
     absmax] in _dtensor.py)."""
     sharded = _dtensor.is_dtensor(p)
     shape = _dtensor.local_shape(p)
+    # A CUDA parameter's state comes back on its device, as torch.optim and bitsandbytes keep it.
+    device = p.device if not sharded and p.is_cuda else torch.device("cpu")
 
     def shaped(key):
-        local = torch.from_numpy(core_state[key]).view(shape)
+        local = torch.from_numpy(core_state[key]).view(shape).to(device)
         return _dtensor.like_param(local, p) if sharded else local
 
     def absmax(key):
-        local = torch.from_numpy(core_state[key])
+        local = torch.from_numpy(core_state[key]).to(device)
         return _dtensor.sharded_absmax(local, p, q8_num_blocks) if sharded else local
 
     entry = {"step": int(core_state["step"])}
     if core_state["format"] == "8bit":
-        entry.update(state1=shaped("state1"), qmap1=q8_code(True), state2=shaped("state2"), qmap2=q8_code(False),
-                     absmax1=absmax("absmax1"), absmax2=absmax("absmax2"))
+        entry.update(state1=shaped("state1"), qmap1=q8_code(True).to(device), state2=shaped("state2"),
+                     qmap2=q8_code(False).to(device), absmax1=absmax("absmax1"), absmax2=absmax("absmax2"))
     else:
         entry.update(state1=shaped("state1"), state2=shaped("state2"))
         if "state2_max" in core_state:
@@ -150,7 +152,7 @@ class StateView(MutableMapping):
 
     def entry(self, g, i):
         """The state of parameter i of param group g ({} when it has none)."""
-        core_state = self._optimizer._core.state(g, i)
+        core_state = self._optimizer.core_state(g, i)
         if core_state["step"] == 0:
             return {}
         return to_tensors(core_state, self._optimizer.param_groups[g]["params"][i])

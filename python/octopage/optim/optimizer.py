@@ -38,14 +38,27 @@ _DTYPE_CODES = {getattr(torch, name): code for name, code in _core.DTYPE_CODES.i
 
 
 def _core_tensor(t):
-    """t as the core's step() takes it: (address, numel, dtype code) for a dense,
-    contiguous CPU tensor of a dtype the core updates, which spares it a DLPack round trip
-    per tensor per step; anything else goes through DLPack, where the binding checks it and
-    says what is wrong (a strided view, a CUDA tensor, an int64 tensor, ...)."""
+    """t as the core's step() takes it: (address, numel, dtype code, is_cuda) for a dense,
+    contiguous CPU or CUDA tensor of a dtype the core updates, which spares it a DLPack
+    round trip per tensor per step; anything else goes through DLPack, where the binding
+    checks it and says what is wrong (a strided view, an int64 tensor, ...)."""
     code = _DTYPE_CODES.get(t.dtype)
-    if code is not None and t.is_cpu and t.layout is torch.strided and t.is_contiguous():
-        return (t.data_ptr(), t.numel(), code)
+    if code is not None and t.layout is torch.strided and t.is_contiguous() and (t.is_cpu or (_core.CUDA_BUILT and t.is_cuda)):
+        return (t.data_ptr(), t.numel(), code, t.is_cuda)
     return t.detach()
+
+
+def _torch_device_allocator():
+    """PyTorch's caching allocator as the core's allocator of CUDA state, so that
+    torch.cuda.memory_allocated() counts octopage's state; (None, None) where there is no
+    CUDA (the core then has no CUDA state to allocate)."""
+    if not (_core.CUDA_BUILT and torch.cuda.is_available()):
+        return None, None
+
+    def alloc(nbytes):
+        return torch.cuda.caching_allocator_alloc(nbytes, torch.cuda.current_device(), torch.cuda.current_stream())
+
+    return alloc, torch.cuda.caching_allocator_delete
 
 
 def _core_options(group):
@@ -87,7 +100,7 @@ class Optimizer(torch.optim.Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
                  optim_bits=32, args=None, min_8bit_size=4096, percentile_clipping=100, block_wise=True,
                  is_paged=False, *, placement=None, offload_dir=None, keep_files=False, ring_bytes=None,
-                 chunk_bytes=None, direct_io=True, io_backend="auto"):
+                 chunk_bytes=None, direct_io=True, io_backend="auto", pin_host_memory=True):
         _check_compat(percentile_clipping, block_wise, args)
         if placement is None:
             placement = "paged" if is_paged else "device"
@@ -103,7 +116,7 @@ class Optimizer(torch.optim.Optimizer):
             self._rule, offload_dir, bool(keep_files),
             _core.DEFAULT_RING_BYTES if ring_bytes is None else int(ring_bytes),
             _core.DEFAULT_CHUNK_BYTES if chunk_bytes is None else int(chunk_bytes),
-            bool(direct_io), io_backend, core_defaults)
+            bool(direct_io), io_backend, core_defaults, bool(pin_host_memory), *_torch_device_allocator())
         super().__init__(params, defaults)
         self.state = _state.StateView(self)
 
@@ -152,8 +165,15 @@ class Optimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         _threads.follow(torch.get_num_threads())
-        self._core.step(self._core_groups())
+        groups = self._core_groups()
+        self._follow_cuda_stream()
+        self._core.step(groups)
         return loss
+
+    def _follow_cuda_stream(self):
+        """CUDA work of the core runs on PyTorch's current stream, as torch.optim's does."""
+        if _core.CUDA_BUILT and torch.cuda.is_available() and torch.cuda.is_initialized():
+            self._core.set_cuda_stream(torch.cuda.current_stream().cuda_stream)
 
     def state_dict(self):
         """torch's layout (``state`` by parameter index, ``param_groups``) with each
@@ -212,6 +232,7 @@ class Optimizer(torch.optim.Optimizer):
         self.param_groups[:] = new_groups
 
     def _load_core_states(self, groups, loads):
+        self._follow_cuda_stream()
         self._core.load_state([_core_options(group) for group in groups], loads)
 
     def memory_report(self):
@@ -225,4 +246,5 @@ class Optimizer(torch.optim.Optimizer):
     def core_state(self, group_index, param_index):
         """A copy of one parameter's state as NumPy arrays (step, format, placement,
         state1/state2 [/state2_max] for 32-bit; codes and absmax1/absmax2 for 8-bit)."""
+        self._follow_cuda_stream()
         return self._core.state(group_index, param_index)
