@@ -9,7 +9,11 @@
 #include <utility>
 
 #include <ATen/Parallel.h>
+#include <c10/core/Allocator.h>
 #include <c10/core/GradMode.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
+#include <mutex>
+#include <unordered_map>
 #include <torch/serialize/archive.h>
 #include <torch/types.h>
 
@@ -45,15 +49,17 @@ Placement placement_from(const std::string& name) {
   TORCH_CHECK_VALUE(false, "expected placement 'device', 'paged', 'offload' or 'cpu_step', got '", name, "'");
 }
 
-// A parameter's or gradient's buffer as the core takes it: dense, contiguous, on the CPU.
+// A parameter's or gradient's buffer as the core takes it: dense, contiguous, on the CPU
+// or (in a build with the CUDA backend) a CUDA device.
 TensorRef tensor_ref(const ::torch::Tensor& t, const char* what, std::size_t group, std::size_t index) {
   TORCH_CHECK_VALUE(t.defined(), "param group ", group, ", parameter ", index, ": expected a defined ", what,
                     ", got an undefined tensor");
   TORCH_CHECK_VALUE(t.layout() == ::torch::kStrided, "param group ", group, ", parameter ", index,
                     ": expected a dense ", what, ", got a ", t.layout(), " tensor");
-  TORCH_CHECK_VALUE(t.device().is_cpu(), "param group ", group, ", parameter ", index, ": expected the ",
+  const bool on_cuda = t.device().is_cuda() && cuda_built();
+  TORCH_CHECK_VALUE(t.device().is_cpu() || on_cuda, "param group ", group, ", parameter ", index, ": expected the ",
                     what, " on the CPU, got a tensor on ", t.device(),
-                    ": this build of octopage has no CUDA backend");
+                    cuda_built() ? "" : ": this build of octopage has no CUDA backend");
   DType dtype = DType::kFloat32;
   switch (t.scalar_type()) {
     case ::torch::kFloat: dtype = DType::kFloat32; break;
@@ -66,7 +72,49 @@ TensorRef tensor_ref(const ::torch::Tensor& t, const char* what, std::size_t gro
   TORCH_CHECK_VALUE(t.is_contiguous(), "param group ", group, ", parameter ", index, ": expected a contiguous ",
                     what, " (octopage updates memory in place), got a strided view of sizes ", t.sizes(),
                     " and strides ", t.strides(), "; make the parameter itself contiguous, not a view of it");
-  return TensorRef{t.numel() == 0 ? empty_tensor_data() : t.data_ptr(), t.numel(), dtype, Device::kCPU};
+  return TensorRef{t.numel() == 0 ? empty_tensor_data() : t.data_ptr(), t.numel(), dtype,
+                   on_cuda ? Device::kCUDA : Device::kCPU};
+}
+
+// PyTorch's CUDA caching allocator as the core's allocator of CUDA state, so that
+// torch's CUDA memory statistics count it. It keeps each allocation's DataPtr, which
+// owns the memory, until the core gives the address back.
+class TorchCudaAllocator final : public Allocator {
+ public:
+  void* allocate(std::size_t bytes) override {
+    try {
+      c10::DataPtr data = c10::GetAllocator(c10::DeviceType::CUDA)->allocate(bytes);
+      void* p = data.get();
+      const std::lock_guard<std::mutex> lock(mutex_);
+      live_.emplace(p, std::move(data));
+      return p;
+    } catch (const c10::Error&) {
+      return nullptr;  // out of memory: the core says so
+    }
+  }
+  void deallocate(void* p, std::size_t) noexcept override {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    live_.erase(p);
+  }
+  Tier tier() const override { return Tier::kDevice; }
+
+ private:
+  std::mutex mutex_;
+  std::unordered_map<void*, c10::DataPtr> live_;
+};
+
+// The tiers with PyTorch's CUDA allocator for device state, where CUDA can run.
+TierOptions with_torch_allocator(TierOptions tiers) {
+  if (cuda_built() && !tiers.device_allocator && cuda_device_count() > 0) {
+    tiers.device_allocator = std::make_shared<TorchCudaAllocator>();
+  }
+  return tiers;
+}
+
+// PyTorch's current stream on the current CUDA device, as the core's stream.
+CudaStream current_torch_stream() {
+  const c10::impl::DeviceGuardImplInterface* cuda = c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA);
+  return cuda->getStream(c10::Device(c10::DeviceType::CUDA, cuda->getDevice().index())).native_handle();
 }
 
 // A step uses torch's intra-op thread count, unless the user chose one for octopage.
@@ -261,7 +309,7 @@ Optimizer::Optimizer(const std::vector<OptimizerParamGroup>& param_groups, const
     : ::torch::optim::Optimizer(std::vector<OptimizerParamGroup>{},
                                 std::make_unique<AdamOptions>(class_defaults(defaults, variant))),
       variant_(variant),
-      core_(make_core(variant.rule, *defaults_, std::move(tiers))) {
+      core_(make_core(variant.rule, *defaults_, with_torch_allocator(std::move(tiers)))) {
   for (const OptimizerParamGroup& group : param_groups) add_param_group(group);
 }
 
@@ -328,6 +376,17 @@ void Optimizer::sync_core(bool with_grads) {
   }
 }
 
+void Optimizer::follow_torch_stream() {
+  for (const OptimizerParamGroup& group : param_groups_) {
+    for (const ::torch::Tensor& p : group.params()) {
+      if (p.is_cuda() && cuda_built()) {
+        core_.set_cuda_stream(current_torch_stream());
+        return;
+      }
+    }
+  }
+}
+
 ::torch::Tensor Optimizer::step(LossClosure closure) {
   ::torch::Tensor loss;
   if (closure != nullptr) {
@@ -336,6 +395,7 @@ void Optimizer::sync_core(bool with_grads) {
   }
   sync_core(/*with_grads=*/true);
   follow_torch_threads();
+  follow_torch_stream();
   translated([&] { core_.step(); });
   // The parameters changed in place, as torch's optimizers change them: autograd must see
   // it (a graph that saved a parameter before the step refuses to run backward).
@@ -433,6 +493,7 @@ void Optimizer::load(InputArchive& archive) {
       loads.push_back(std::move(load));
     }
   }
+  follow_torch_stream();
   translated([&] { core_.load_state(std::move(loads)); });
 
   using Field = AdamOptions::Field;

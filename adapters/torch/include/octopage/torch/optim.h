@@ -147,6 +147,8 @@ class Optimizer : public ::torch::optim::Optimizer {
   // Copies every group's options and its parameters' buffers (and gradients' when
   // with_grads) into the core.
   void sync_core(bool with_grads);
+  // The core's CUDA work goes on PyTorch's current stream when a parameter is on CUDA.
+  void follow_torch_stream();
 
   Variant variant_;
   octopage::Optimizer core_;
