@@ -114,6 +114,20 @@ struct TestParam {
   }
 };
 
+// A parameter's bytes and every byte of its state, appended to `out` (kBitsPerParam
+// entries): what TrainingRun::bits() compares, for a parameter wherever it lives.
+inline void append_bits(std::vector<std::vector<std::uint8_t>>& out, std::vector<std::uint8_t> param_bytes,
+                        const StateSnapshot& s) {
+  out.push_back(std::move(param_bytes));
+  out.push_back({static_cast<std::uint8_t>(s.step), static_cast<std::uint8_t>(s.format)});
+  for (const auto* v : {&s.state1, &s.state2, &s.state2_max, &s.absmax1, &s.absmax2}) {
+    const auto* p = reinterpret_cast<const std::uint8_t*>(v->data());
+    out.emplace_back(p, p + v->size() * sizeof(float));
+  }
+  out.push_back(s.state1_codes);
+  out.push_back(s.state2_codes);
+}
+
 // An optimizer over one param group of test parameters of the given sizes.
 struct TrainingRun {
   std::vector<TestParam> params;
@@ -139,17 +153,7 @@ struct TrainingRun {
   // Every parameter's bytes and every byte of its state, wherever the state lives.
   std::vector<std::vector<std::uint8_t>> bits() const {
     std::vector<std::vector<std::uint8_t>> out;
-    for (std::size_t k = 0; k < params.size(); ++k) {
-      out.push_back(params[k].value.bytes());
-      const StateSnapshot s = opt.state(0, k);
-      out.push_back({static_cast<std::uint8_t>(s.step), static_cast<std::uint8_t>(s.format)});
-      for (const auto* v : {&s.state1, &s.state2, &s.state2_max, &s.absmax1, &s.absmax2}) {
-        const auto* p = reinterpret_cast<const std::uint8_t*>(v->data());
-        out.emplace_back(p, p + v->size() * sizeof(float));
-      }
-      out.push_back(s.state1_codes);
-      out.push_back(s.state2_codes);
-    }
+    for (std::size_t k = 0; k < params.size(); ++k) append_bits(out, params[k].value.bytes(), opt.state(0, k));
     return out;
   }
   static constexpr std::size_t kBitsPerParam = 9;  // entries of bits() per parameter

@@ -183,15 +183,7 @@ struct CudaTrainingRun {
     std::vector<std::vector<std::uint8_t>> out;
     for (std::size_t k = 0; k < host.size(); ++k) {
       values[k]->copy_to(host[k].value.data());
-      out.push_back(host[k].value.bytes());
-      const StateSnapshot s = opt.state(0, k);
-      out.push_back({static_cast<std::uint8_t>(s.step), static_cast<std::uint8_t>(s.format)});
-      for (const auto* v : {&s.state1, &s.state2, &s.state2_max, &s.absmax1, &s.absmax2}) {
-        const auto* p = reinterpret_cast<const std::uint8_t*>(v->data());
-        out.emplace_back(p, p + v->size() * sizeof(float));
-      }
-      out.push_back(s.state1_codes);
-      out.push_back(s.state2_codes);
+      testing::append_bits(out, host[k].value.bytes(), opt.state(0, k));
     }
     return out;
   }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "src/kernels/cuda/cuda_kernels.h"
+#include "src/kernels/scalar_element.h"
 #include "src/quant/dynamic_code.h"
 #include "src/quant/formats.h"
 #include "src/quant/param_io.h"
@@ -58,18 +59,10 @@ __global__ void __launch_bounds__(kThreads) adam_fp32(const __grid_constant__ Ba
   const Chunk& c = batch.tasks[t].chunk;
   const rules::AdamScalars& scalars = batch.tasks[t].scalars;
   const std::int64_t tile_begin = static_cast<std::int64_t>(blockIdx.x - batch.first_tile[t]) * kFp32TileElements;
-  const rules::ScalarOps ops;
 #pragma unroll
   for (int e = 0; e < kFp32PerThread; ++e) {
     const std::int64_t i = tile_begin + e * kThreads + threadIdx.x;
-    if (i < c.n) {
-      float p = quant::load_element<kDType>(c.param, i);
-      float state[Rule::kNumStates];
-      for (int k = 0; k < Rule::kNumStates; ++k) state[k] = static_cast<const float*>(c.state[k])[i];
-      Rule::update(ops, scalars, quant::load_element<kDType>(c.grad, i), p, state);
-      quant::store_element<kDType>(c.param, i, p);
-      for (int k = 0; k < Rule::kNumStates; ++k) static_cast<float*>(c.state[k])[i] = state[k];
-    }
+    if (i < c.n) update_fp32_element<Rule, kDType>(scalars, c, i);
   }
 }
 

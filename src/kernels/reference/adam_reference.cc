@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "src/kernels/adam_table.h"
+#include "src/kernels/scalar_element.h"
 #include "src/quant/formats.h"
 #include "src/quant/param_io.h"
 #include "src/quant/q8_reference.h"
@@ -22,15 +23,7 @@ struct ReferenceAdam {
 
   template <class Rule, DType kDType>
   static void fp32(const Chunk& c, const rules::AdamScalars& scalars) {
-    const rules::ScalarOps ops;
-    for (std::int64_t i = 0; i < c.n; ++i) {
-      float p = quant::load_element<kDType>(c.param, i);
-      float state[Rule::kNumStates];
-      for (int k = 0; k < Rule::kNumStates; ++k) state[k] = static_cast<const float*>(c.state[k])[i];
-      Rule::update(ops, scalars, quant::load_element<kDType>(c.grad, i), p, state);
-      quant::store_element<kDType>(c.param, i, p);
-      for (int k = 0; k < Rule::kNumStates; ++k) static_cast<float*>(c.state[k])[i] = state[k];
-    }
+    for (std::int64_t i = 0; i < c.n; ++i) update_fp32_element<Rule, kDType>(scalars, c, i);
   }
 
   template <class Rule, DType kDType>
