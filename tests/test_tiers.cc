@@ -144,6 +144,23 @@ TEST(Tiers, DefaultRingAndChunkMatchDeviceToo) {
   EXPECT_EQ(offload.bits(), device.bits());
 }
 
+// page_out() writes paged state back and out of RAM; the next steps bring it back and
+// the run goes on bitwise as if it had stayed.
+TEST(Tiers, PagedStatePagesOutOnRequestAndComesBack) {
+  const std::vector<std::int64_t> sizes = {1 << 20, 5000};
+  TieredRun device(adamw_options(8, Placement::kDevice), DType::kFloat32, small_ring(), sizes);
+  TieredRun paged(adamw_options(8, Placement::kPaged), DType::kFloat32, small_ring(), sizes);
+  device.steps(0, 3);
+  paged.steps(0, 3);
+  const std::uint64_t before = paged.opt.memory_report().paged_resident_bytes;
+  EXPECT_GT(before, (1u << 21) - 4096u);  // the 1M-element parameter's 2 MiB of codes at least
+  paged.opt.page_out();
+  EXPECT_LT(paged.opt.memory_report().paged_resident_bytes, before / 4);
+  device.steps(3, 5);
+  paged.steps(3, 5);
+  EXPECT_EQ(paged.bits(), device.bits());
+}
+
 TEST(Tiers, PerParameterOverridesPickPlacementAndBits) {
   TestParam a(DType::kFloat32, 5000, 1), b(DType::kFloat32, 5000, 2), c(DType::kFloat32, 5000, 3);
   Optimizer opt(Rule::kAdamW, adamw_options(8, Placement::kPaged), small_ring());

@@ -141,6 +141,11 @@ class Optimizer {
   // fails part-way (then this optimizer is failed, as after Note [Failed step]).
   void load_state(std::vector<StateLoad> states);
   MemoryReport memory_report() const;
+  // Pushes `paged` state out of the fast tier, e.g. to free GPU memory for evaluation:
+  // a CUDA parameter's managed memory is prefetched to the host on the stream; on the
+  // CPU the mapping is written back to its file and dropped from RAM. The next step
+  // brings it back. Throws Error(kRuntime) when the runtime or the disk refuses.
+  void page_out();
   const TierOptions& tier_options() const { return tier_options_; }
   // The files that hold `paged` and `offload` state (created with the first such state).
   std::vector<std::string> state_files() const;

@@ -343,6 +343,10 @@ class PyOptimizer {
   }
 
   std::vector<std::string> state_files() const { return optimizer_.state_files(); }
+  void page_out() {
+    nb::gil_scoped_release release;
+    optimizer_.page_out();
+  }
   bool failed() const { return optimizer_.failed(); }
 
  private:
@@ -429,5 +433,6 @@ NB_MODULE(_core, m) {
       .def("load_state", &PyOptimizer::load_state, nb::arg("options"), nb::arg("states"))
       .def("memory_report", &PyOptimizer::memory_report)
       .def("state_files", &PyOptimizer::state_files)
+      .def("page_out", &PyOptimizer::page_out)
       .def_prop_ro("failed", &PyOptimizer::failed);
 }

@@ -482,6 +482,22 @@ std::int64_t Optimizer::state_step(std::size_t group, std::size_t index) const {
 
 std::vector<std::string> Optimizer::state_files() const { return tiers_->files(); }
 
+void Optimizer::page_out() {
+  check_usable();
+  for (const ParamGroup& group : groups_) {
+    for (const auto& state : group.states_) {
+      if (state == nullptr || state->placement != Placement::kPaged || state->device != Device::kCUDA) continue;
+      for (int k = 0; k < state->num_states; ++k) {
+        memory::cuda::prefetch_to_host(state->values[k], state->array_bytes(k, state->numel), cuda_stream_);
+      }
+      for (int k = 0; k < state->num_absmax(); ++k) {
+        memory::cuda::prefetch_to_host(state->absmax[k], state->absmax_bytes(state->numel), cuda_stream_);
+      }
+    }
+  }
+  tiers_->page_out();
+}
+
 MemoryReport Optimizer::memory_report() const {
   MemoryReport report = report_bytes();
   report.paged_resident_bytes = tiers_->paged_resident_bytes();  // asks the system: not per step

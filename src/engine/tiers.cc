@@ -85,6 +85,12 @@ std::uint64_t Tiers::paged_resident_bytes() const {
   return bytes;
 }
 
+void Tiers::page_out() const {
+  for (const auto& weak : mappings_) {
+    if (const auto region = weak.lock()) region->page_out();
+  }
+}
+
 memory::StateFile& Tiers::file(std::unique_ptr<memory::StateFile>& slot, const char* kind, bool direct) {
   if (!slot) slot = std::make_unique<memory::StateFile>(directory_, kind, direct);
   return *slot;

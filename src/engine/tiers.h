@@ -68,6 +68,8 @@ class Tiers {
   std::vector<std::string> files() const;
   // Of the paged state: bytes resident in RAM now.
   std::uint64_t paged_resident_bytes() const;
+  // Writes the CPU's paged state back to its file and out of RAM.
+  void page_out() const;
 
  private:
   memory::StateFile& file(std::unique_ptr<memory::StateFile>& slot, const char* kind, bool direct);

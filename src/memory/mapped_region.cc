@@ -71,6 +71,17 @@ std::uint64_t available_ram_bytes() {
   return static_cast<std::uint64_t>(kib) * 1024;
 }
 
+void MappedRegion::page_out() const {
+  if (bytes_ == 0) return;
+  OCTOPAGE_CHECK_RUNTIME(::msync(data_, bytes_, MS_SYNC) == 0, "could not write paged optimizer state back to its file: ",
+                         std::strerror(errno));
+#ifdef MADV_PAGEOUT
+  advise(data_, bytes_, MADV_PAGEOUT, true);
+#else
+  advise(data_, bytes_, MADV_DONTNEED, true);  // clean shared pages: dropped, the file keeps them
+#endif
+}
+
 void prefetch(const void* begin, std::size_t bytes) { advise(begin, bytes, MADV_WILLNEED, false); }
 void release(const void* begin, std::size_t bytes) { advise(begin, bytes, MADV_COLD, true); }
 

@@ -24,6 +24,9 @@ class MappedRegion {
 
   // Bytes of the region that are in RAM now.
   std::uint64_t resident_bytes() const;
+  // Writes the region back to its file and asks the system to drop it from RAM
+  // (MADV_PAGEOUT). Throws Error(kRuntime) when the write-back fails.
+  void page_out() const;
 
  private:
   char* data_ = nullptr;

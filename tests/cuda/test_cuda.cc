@@ -239,6 +239,19 @@ TEST(CudaOptimizer, EveryPlacementMatchesTheCpuBitwise) {
   }
 }
 
+// Paged state pushed to the host between steps comes back, and the run goes on bitwise.
+TEST(CudaOptimizer, PagedStatePagesOutAndComesBack) {
+  OCTOPAGE_REQUIRE_GPU();
+  testing::TrainingRun cpu(Rule::kAdamW, options_for(8, Placement::kDevice), DType::kFloat32, kModelSizes);
+  CudaTrainingRun gpu(Rule::kAdamW, options_for(8, Placement::kPaged), DType::kFloat32, kModelSizes);
+  for (int round = 0; round < 2; ++round) {
+    cpu.steps(2);
+    gpu.steps(2);
+    gpu.opt.page_out();
+  }
+  testing::expect_same_bytes(cpu.bits(), gpu.bits());
+}
+
 TEST(CudaOptimizer, RunsOnTheCallersStream) {
   OCTOPAGE_REQUIRE_GPU();
   cudaStream_t stream = nullptr;

@@ -417,6 +417,11 @@ MemoryReport Optimizer::memory_report() const { return core_.memory_report(); }
 
 std::vector<std::string> Optimizer::state_files() const { return core_.state_files(); }
 
+void Optimizer::page_out() {
+  follow_torch_stream();
+  translated([&] { core_.page_out(); });
+}
+
 // Note [Optimizer archive]
 // torch::optim::Adam's layout (torch/optim/serialize.h): pytorch_version; state/<key>
 // holding each parameter's state; param_groups/size and param_groups/<g> holding

@@ -239,6 +239,13 @@ class Optimizer(torch.optim.Optimizer):
         """State bytes per tier ('host', 'device', 'file'), staging ring bytes, peaks."""
         return self._core.memory_report()
 
+    def page_out(self):
+        """Pushes paged state out of the fast tier (to free GPU memory for evaluation, say):
+        CUDA managed memory goes to the host, the CPU's mapping back to its file and out of
+        RAM. The next step brings it back."""
+        self._follow_cuda_stream()
+        self._core.page_out()
+
     def state_files(self):
         """The files that hold paged and offloaded state."""
         return self._core.state_files()

@@ -136,6 +136,8 @@ class Optimizer : public ::torch::optim::Optimizer {
   MemoryReport memory_report() const;
   // The files that hold paged and offloaded state.
   std::vector<std::string> state_files() const;
+  // Pushes paged state out of the fast tier until the next step (octopage::Optimizer::page_out).
+  void page_out();
   const octopage::Optimizer& core() const noexcept { return core_; }
 
  protected:
