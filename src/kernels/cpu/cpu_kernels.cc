@@ -11,12 +11,14 @@
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "src/kernels/cpu/cpu_kernels.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/cache_control.h"
 #include "hwy/highway.h"
 #include "src/kernels/adam_table.h"
 #include "src/kernels/cpu/hwy_ops-inl.h"
 #include "src/kernels/cpu/q8-inl.h"
 #include "src/quant/formats.h"
 #include "src/rules/adam.h"
+
 
 HWY_BEFORE_NAMESPACE();
 namespace octopage::kernels::cpu::HWY_NAMESPACE {
@@ -99,6 +101,28 @@ HWY_INLINE void Q8Block(const rules::AdamScalars& scalars, const Chunk& c,
   }
 }
 
+// How far ahead of the block being updated an 8-bit step asks for its memory. The
+// block's phases (decode, update, encode) touch five streams in bursts, which the
+// hardware prefetchers follow too late at sizes beyond the caches.
+constexpr std::int64_t kPrefetchBlocks = 4;  // measured: 4, 8 and 16 alike, 0 about 15% slower at 10M
+
+template <class Rule, DType kDType>
+HWY_INLINE void PrefetchQ8Block(const Chunk& c, std::int64_t begin) {
+  if (begin >= c.n) return;
+  constexpr std::int64_t kLine = 64;
+  const std::int64_t element = kDType == DType::kFloat32 ? 4 : 2;
+  const auto* param = static_cast<const char*>(c.param) + begin * element;
+  const auto* grad = static_cast<const char*>(c.grad) + begin * element;
+  for (std::int64_t b = 0; b < kQ8BlockSize * element; b += kLine) {
+    hwy::Prefetch(param + b);
+    hwy::Prefetch(grad + b);
+  }
+  for (int k = 0; k < Rule::kNumStates; ++k) {
+    const auto* codes = static_cast<const char*>(c.state[k]) + begin;
+    for (std::int64_t b = 0; b < kQ8BlockSize; b += kLine) hwy::Prefetch(codes + b);
+  }
+}
+
 struct SimdAdam {
   template <bool kDecoupled, bool kAmsgrad>
   using AdamRule = Adam<kDecoupled, kAmsgrad>;
@@ -120,6 +144,7 @@ struct SimdAdam {
     for (int k = 0; k < Rule::kNumStates; ++k) books[k] = Q8Codebook::of(Rule::state_signed(k));
     for (std::int64_t begin = 0; begin < c.n; begin += kQ8BlockSize) {
       const auto len = static_cast<std::size_t>(std::min(kQ8BlockSize, c.n - begin));
+      PrefetchQ8Block<Rule, kDType>(c, begin + kPrefetchBlocks * kQ8BlockSize);
       Q8Block<Rule, kDType>(scalars, c, books, begin, len);
     }
   }
