@@ -140,21 +140,19 @@ TEST_P(Q8Encoding, ByteLookupEncoderMatchesReference) {
   expect_matches_reference(is_signed, tables);
 }
 
-// The CUDA kernels' encoder (src/quant/q8_codec.h), compiled for the host.
+// The CUDA kernels' codec (src/quant/q8_codec.h), compiled for the host.
 struct DeviceCodec {
-  const DynamicCode& code;
-  std::uint8_t encode(float x) const {
-    return code.is_signed ? q8_encode<true>(code.values.data(), code.midpoints.data(), x)
-                          : q8_encode<false>(code.values.data(), code.midpoints.data(), x);
-  }
+  const Q8DeviceCode& code;
+  std::uint8_t encode(float x) const { return q8_encode(code, x); }
 };
 
 TEST_P(Q8Encoding, DeviceCodecMatchesReference) {
   const bool is_signed = GetParam();
-  expect_matches_reference(is_signed, DeviceCodec{code_of(is_signed)});
+  const Q8DeviceCode& device = is_signed ? signed_device_code() : unsigned_device_code();
+  expect_matches_reference(is_signed, DeviceCodec{device});
   const DynamicCode& code = code_of(is_signed);
   for (int c = 0; c < kCodeSize; ++c) {
-    EXPECT_EQ(q8_decode(code.values.data(), static_cast<std::uint8_t>(c), 0.5f),
+    EXPECT_EQ(q8_decode(device, static_cast<std::uint8_t>(c), 0.5f),
               decode_reference(code, static_cast<std::uint8_t>(c), 0.5f));
   }
 }

@@ -90,17 +90,31 @@ Q8LookupTables make_q8_lookup_tables(const DynamicCode& code) {
 }
 
 std::uint8_t Q8LookupTables::encode(float x) const {
-  const std::uint32_t bits = float_bits(x);
-  const std::uint32_t magnitude = bits & kAbsMask;
-  const std::uint32_t key = magnitude >> 16;
-  const std::uint32_t exponent = key >> kMantissaKeyBits;
-  // Slots wrap at 32 as the SIMD lookup does; only |x| <= 1 (+1 ulp) reaches here.
-  const std::uint32_t slot = (exponent >= first_exponent ? exponent - first_exponent + 1 : 0) & 31;
-  const std::uint32_t bucket = bucket_offset[slot] + ((key & 0x7Fu) >> bucket_shift[slot]);
-  const int base = bucket_base[bucket];
-  int c = base + (magnitude >= threshold[base] ? 1 : 0);
-  if (is_signed && (bits >> 31) != 0) c = std::clamp(254 - c, 0, 126);
-  return static_cast<std::uint8_t>(c);
+  return q8_encode(is_signed ? signed_device_code() : unsigned_device_code(), x);
+}
+
+Q8DeviceCode q8_device_code(const Q8LookupTables& t, const DynamicCode& code) {
+  static_assert(Q8DeviceCode::kExponentSlots == Q8LookupTables::kExponentSlots &&
+                Q8DeviceCode::kMaxBuckets == Q8LookupTables::kMaxBuckets);
+  Q8DeviceCode d{};
+  std::copy(code.values.begin(), code.values.end(), d.values);
+  std::copy(t.threshold.begin(), t.threshold.end(), d.threshold);
+  std::copy(t.bucket_offset.begin(), t.bucket_offset.end(), d.bucket_offset);
+  std::copy(t.bucket_shift.begin(), t.bucket_shift.end(), d.bucket_shift);
+  std::copy(t.bucket_base.begin(), t.bucket_base.end(), d.bucket_base);
+  d.first_exponent = t.first_exponent;
+  d.is_signed = t.is_signed ? 1 : 0;
+  return d;
+}
+
+const Q8DeviceCode& signed_device_code() {
+  static const Q8DeviceCode code = q8_device_code(signed_lookup_tables(), signed_code());
+  return code;
+}
+
+const Q8DeviceCode& unsigned_device_code() {
+  static const Q8DeviceCode code = q8_device_code(unsigned_lookup_tables(), unsigned_code());
+  return code;
 }
 
 const Q8LookupTables& signed_lookup_tables() {

@@ -24,6 +24,7 @@
 #include <cstdint>
 
 #include "src/quant/dynamic_code.h"
+#include "src/quant/q8_codec.h"
 
 namespace octopage::quant {
 
@@ -48,6 +49,12 @@ struct Q8LookupTables {
   // The encoder of the note, one value at a time: what the SIMD code computes.
   std::uint8_t encode(float x) const;
 };
+
+// The tables and the code's values as one plain struct (src/quant/q8_codec.h).
+Q8DeviceCode q8_device_code(const Q8LookupTables& tables, const DynamicCode& code);
+// The signed and unsigned codes so, built once.
+const Q8DeviceCode& signed_device_code();
+const Q8DeviceCode& unsigned_device_code();
 
 Q8LookupTables make_q8_lookup_tables(const DynamicCode& code);
 

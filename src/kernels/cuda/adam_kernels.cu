@@ -1,21 +1,24 @@
 // The CUDA Adam kernels: the rule of src/rules/adam.h on one element per thread step,
 // several elements per thread, many parameters' chunks per launch (their descriptors
 // travel in the kernel argument, so a step allocates and copies nothing), on the
-// caller's stream. 8-bit state: one warp per block of 256 values, the codes from the
-// thread block's shared copy of the dynamic codes, the block's new absmax by warp
-// shuffles, codes by src/quant/q8_codec.h (the reference encoder's codes).
+// caller's stream. 8-bit state: one warp per block of 256 values, the block's new
+// absmax by warp shuffles, codes by src/quant/q8_codec.h (the byte-lookup encoder: one
+// bucket lookup and one compare per value, the reference encoder's codes) from the
+// thread block's shared copy of both codes, which each thread block loads once and uses
+// for many tiles.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <mutex>
 #include <vector>
 
 #include "src/kernels/cuda/cuda_kernels.h"
 #include "src/kernels/scalar_element.h"
-#include "src/quant/dynamic_code.h"
 #include "src/quant/formats.h"
 #include "src/quant/param_io.h"
 #include "src/quant/q8_codec.h"
+#include "src/quant/q8_lookup_tables.h"
 #include "src/rules/scalar_ops.h"
 
 namespace octopage::kernels::cuda {
@@ -39,10 +42,14 @@ struct Batch {
 };
 static_assert(sizeof(Batch) <= 4096, "a launch's descriptors must fit the kernel argument space");
 
-// The dynamic codes on the device: [0] signed, [1] unsigned; each 256 values, then 255
-// midpoints (and one unused slot).
-constexpr int kCodeFloats = 2 * 2 * quant::kCodeSize;
-__device__ float g_codes[kCodeFloats];
+// The dynamic codes on the device: [0] signed, [1] unsigned.
+__device__ quant::Q8DeviceCode g_codes[2];
+constexpr int kCodeWords = static_cast<int>(sizeof(quant::Q8DeviceCode) * 2 / sizeof(std::uint32_t));
+static_assert(sizeof(quant::Q8DeviceCode) % sizeof(std::uint32_t) == 0);
+
+// Thread blocks of an 8-bit launch per multiprocessor: each loops over tiles, so the
+// shared copy of the codes is loaded once per thread block, not once per tile.
+constexpr int kQ8BlocksPerSm = 8;
 
 __device__ int task_of(const Batch& batch, int tile) {
   int t = 0;
@@ -66,36 +73,26 @@ __global__ void __launch_bounds__(kThreads) adam_fp32(const __grid_constant__ Ba
   }
 }
 
+// One 8-bit block of 256 values, updated by one warp: decode, update, the block's new
+// absmax (Note [Block absmax]), encode.
 template <class Rule, DType kDType>
-__global__ void __launch_bounds__(kThreads) adam_q8(const __grid_constant__ Batch batch) {
+__device__ __forceinline__ void adam_q8_block(const quant::Q8DeviceCode* codes, const Chunk& c,
+                                              const rules::AdamScalars& scalars, std::int64_t block) {
   constexpr int K = Rule::kNumStates;
-  __shared__ float codes[kCodeFloats];  // loaded once per thread block
-  for (int i = static_cast<int>(threadIdx.x); i < kCodeFloats; i += kThreads) codes[i] = g_codes[i];
-  __syncthreads();
-
-  const int t = task_of(batch, static_cast<int>(blockIdx.x));
-  const Chunk& c = batch.tasks[t].chunk;
-  const rules::AdamScalars& scalars = batch.tasks[t].scalars;
-  const std::int64_t block = static_cast<std::int64_t>(blockIdx.x - batch.first_tile[t]) * kQ8BlocksPerTile +
-                             threadIdx.x / kWarpSize;
   const std::int64_t begin = block * quant::kQ8BlockSize;
-  if (begin >= c.n) return;  // the whole warp: the tile's last blocks may not exist
   const int lane = static_cast<int>(threadIdx.x % kWarpSize);
-  const float* values[K];
-  const float* midpoints[K];
+  const quant::Q8DeviceCode* code[K];
   float old_absmax[K];
-  #pragma unroll
+#pragma unroll
   for (int k = 0; k < K; ++k) {
-    values[k] = codes + (Rule::state_signed(k) ? 0 : 2) * quant::kCodeSize;
-    midpoints[k] = values[k] + quant::kCodeSize;
+    code[k] = &codes[Rule::state_signed(k) ? 0 : 1];
     old_absmax[k] = c.absmax[k][block];
   }
 
-  // Decode, update, and track the block's max |state| (Note [Block absmax]).
   const rules::ScalarOps ops;
   float updated[K][kQ8PerLane];
   float block_max[K];
-  #pragma unroll
+#pragma unroll
   for (int k = 0; k < K; ++k) block_max[k] = 0.0f;
 #pragma unroll
   for (int e = 0; e < kQ8PerLane; ++e) {
@@ -103,40 +100,54 @@ __global__ void __launch_bounds__(kThreads) adam_q8(const __grid_constant__ Batc
     if (i >= c.n) continue;
     float p = quant::load_element<kDType>(c.param, i);
     float state[K];
-    #pragma unroll
+#pragma unroll
     for (int k = 0; k < K; ++k) {
-      state[k] = quant::q8_decode(values[k], static_cast<const std::uint8_t*>(c.state[k])[i], old_absmax[k]);
+      state[k] = quant::q8_decode(*code[k], static_cast<const std::uint8_t*>(c.state[k])[i], old_absmax[k]);
     }
     Rule::update(ops, scalars, quant::load_element<kDType>(c.grad, i), p, state);
     quant::store_element<kDType>(c.param, i, p);
-    #pragma unroll
+#pragma unroll
     for (int k = 0; k < K; ++k) {
       updated[k][e] = state[k];
       block_max[k] = max_of(block_max[k], fabsf(state[k]));
     }
   }
-  #pragma unroll
+#pragma unroll
   for (int k = 0; k < K; ++k) {
-    #pragma unroll
+#pragma unroll
     for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
       block_max[k] = max_of(block_max[k], __shfl_xor_sync(0xFFFFFFFFu, block_max[k], offset));
     }
   }
 
-  // Encode with the new absmax.
-  #pragma unroll
+#pragma unroll
   for (int k = 0; k < K; ++k) {
     const float scale = block_max[k] > 0.0f ? 1.0f / block_max[k] : 1.0f;  // See Note [Block absmax]
     auto* out = static_cast<std::uint8_t*>(c.state[k]);
 #pragma unroll
     for (int e = 0; e < kQ8PerLane; ++e) {
       const std::int64_t i = begin + e * kWarpSize + lane;
-      if (i >= c.n) continue;
-      const float x = updated[k][e] * scale;
-      out[i] = Rule::state_signed(k) ? quant::q8_encode<true>(values[k], midpoints[k], x)
-                                     : quant::q8_encode<false>(values[k], midpoints[k], x);
+      if (i < c.n) out[i] = quant::q8_encode(*code[k], updated[k][e] * scale);
     }
     if (lane == 0) c.absmax[k][block] = block_max[k];
+  }
+}
+
+template <class Rule, DType kDType>
+__global__ void __launch_bounds__(kThreads) adam_q8(const __grid_constant__ Batch batch) {
+  __shared__ quant::Q8DeviceCode codes[2];  // loaded once per thread block
+  auto* words = reinterpret_cast<std::uint32_t*>(codes);
+  const auto* source = reinterpret_cast<const std::uint32_t*>(g_codes);
+  for (int i = static_cast<int>(threadIdx.x); i < kCodeWords; i += kThreads) words[i] = source[i];
+  __syncthreads();
+
+  const int tiles = batch.first_tile[batch.num_tasks];
+  for (int tile = static_cast<int>(blockIdx.x); tile < tiles; tile += static_cast<int>(gridDim.x)) {
+    const int t = task_of(batch, tile);
+    const Chunk& c = batch.tasks[t].chunk;
+    const std::int64_t block =
+        static_cast<std::int64_t>(tile - batch.first_tile[t]) * kQ8BlocksPerTile + threadIdx.x / kWarpSize;
+    if (block * quant::kQ8BlockSize < c.n) adam_q8_block<Rule, kDType>(codes, c, batch.tasks[t].scalars, block);
   }
 }
 
@@ -149,17 +160,31 @@ cudaError_t upload_codes() {
   static std::vector<bool> uploaded;
   const std::lock_guard<std::mutex> lock(mutex);
   if (static_cast<std::size_t>(device) < uploaded.size() && uploaded[device]) return cudaSuccess;
-  std::vector<float> host(kCodeFloats, 0.0f);
-  const quant::DynamicCode* both[2] = {&quant::signed_code(), &quant::unsigned_code()};
-  for (int s = 0; s < 2; ++s) {
-    float* out = host.data() + s * 2 * quant::kCodeSize;
-    for (int i = 0; i < quant::kCodeSize; ++i) out[i] = both[s]->values[i];
-    for (int i = 0; i + 1 < quant::kCodeSize; ++i) out[quant::kCodeSize + i] = both[s]->midpoints[i];
-  }
-  status = cudaMemcpyToSymbol(g_codes, host.data(), host.size() * sizeof(float));
+  const quant::Q8DeviceCode host[2] = {quant::signed_device_code(), quant::unsigned_device_code()};
+  status = cudaMemcpyToSymbol(g_codes, host, sizeof(host));
   if (status != cudaSuccess) return status;
   if (uploaded.size() <= static_cast<std::size_t>(device)) uploaded.resize(device + 1, false);
   uploaded[device] = true;
+  return cudaSuccess;
+}
+
+// The thread blocks of an 8-bit launch on the current device (kQ8BlocksPerSm per
+// multiprocessor), asked once per device.
+cudaError_t q8_grid(int* blocks) {
+  int device = 0;
+  cudaError_t status = cudaGetDevice(&device);
+  if (status != cudaSuccess) return status;
+  static std::mutex mutex;
+  static std::vector<int> known;
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (static_cast<std::size_t>(device) >= known.size()) known.resize(device + 1, 0);
+  if (known[device] == 0) {
+    int multiprocessors = 0;
+    status = cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device);
+    if (status != cudaSuccess) return status;
+    known[device] = multiprocessors * kQ8BlocksPerSm;
+  }
+  *blocks = known[device];
   return cudaSuccess;
 }
 
@@ -169,8 +194,10 @@ template <class Rule, DType kDType, bool kQ8>
 cudaError_t launch(const CudaTask* tasks, std::size_t num_tasks, cudaStream_t stream) {
   constexpr std::int64_t kTile = kQ8 ? kQ8TileElements : kFp32TileElements;
   constexpr std::int64_t kMaxTiles = 0x7FFFFFFF;  // gridDim.x
+  int q8_blocks = 0;
   if constexpr (kQ8) {
-    const cudaError_t status = upload_codes();
+    cudaError_t status = upload_codes();
+    if (status == cudaSuccess) status = q8_grid(&q8_blocks);
     if (status != cudaSuccess) return status;
   }
   std::size_t t = 0;
@@ -193,7 +220,8 @@ cudaError_t launch(const CudaTask* tasks, std::size_t num_tasks, cudaStream_t st
     if (batch.num_tasks == 0) continue;
     batch.first_tile[batch.num_tasks] = static_cast<int>(tiles);
     if constexpr (kQ8) {
-      adam_q8<Rule, kDType><<<static_cast<unsigned>(tiles), kThreads, 0, stream>>>(batch);
+      const auto grid = static_cast<unsigned>(std::min<std::int64_t>(tiles, q8_blocks));
+      adam_q8<Rule, kDType><<<grid, kThreads, 0, stream>>>(batch);
     } else {
       adam_fp32<Rule, kDType><<<static_cast<unsigned>(tiles), kThreads, 0, stream>>>(batch);
     }
