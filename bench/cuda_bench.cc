@@ -2,7 +2,9 @@
 // bandwidths, for the CUDA backend's targets: 8-bit state on one 67M-element tensor as a
 // fraction of the device copy bandwidth, 512 tensors of 64K elements against one big
 // tensor, `paged` against `device`, and `offload` against the host<->device transfer
-// time at the measured bandwidth. A program that prints figures, never a test.
+// time at the measured bandwidth; then the paged-optimizer memory table for a LLaMA-shaped
+// model (--model, default llama-220m): GPU memory, state per tier and step time per
+// optimizer. A program that prints figures, never a test.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -17,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "octopage/octopage.h"
+#include "tools/octopage/llama_config.h"
 
 namespace {
 
@@ -88,18 +91,74 @@ struct Model {
   double step_seconds(int runs) { return median_seconds(runs, [&] { opt.step(); }); }
 };
 
+std::uint64_t gpu_bytes_in_use() {
+  std::size_t free = 0, total = 0;
+  check(cudaMemGetInfo(&free, &total), "cudaMemGetInfo");
+  return total - free;
+}
+
+// The published paged-optimizer table's rows for a LLaMA-shaped model: each optimizer
+// over fp32 parameters and gradients of the model's shapes on the GPU.
+void memory_table(const octopage::cli::LlamaConfig& config, nlohmann::json& out) {
+  struct Row {
+    const char* name;
+    int bits;
+    octopage::Placement placement;
+  };
+  const Row rows[] = {{"AdamW", 32, octopage::Placement::kDevice},
+                      {"AdamW8bit", 8, octopage::Placement::kDevice},
+                      {"PagedAdamW", 32, octopage::Placement::kPaged},
+                      {"PagedAdamW8bit", 8, octopage::Placement::kPaged},
+                      {"offloaded AdamW8bit", 8, octopage::Placement::kOffload},
+                      {"cpu_step AdamW8bit", 8, octopage::Placement::kCpuStep}};
+  const std::vector<std::int64_t> numels = octopage::cli::parameter_numels(config);
+  const double params = static_cast<double>(octopage::cli::parameter_count(config));
+  std::printf("\n%s (%.0fM parameters, fp32), one row per optimizer:\n", config.name.c_str(), params / 1e6);
+  std::printf("%-22s %14s %14s %14s %14s %12s\n", "optimizer", "GPU total MiB", "GPU state MiB", "host state MiB",
+              "ring MiB", "step ms");
+  for (const Row& row : rows) {
+    const std::uint64_t before = gpu_bytes_in_use();
+    Model m(numels, row.bits, row.placement);
+    const std::uint64_t with_model = gpu_bytes_in_use();
+    const double seconds = m.step_seconds(row.placement == octopage::Placement::kCpuStep ? 3 : 10);
+    const std::uint64_t after = gpu_bytes_in_use();
+    const octopage::MemoryReport r = m.opt.memory_report();
+    const double mib = 1024.0 * 1024.0;
+    const double gpu_state = static_cast<double>(after - with_model) / mib;  // what the GPU holds for the optimizer
+    std::printf("%-22s %14.1f %14.1f %14.1f %14.1f %12.2f\n", row.name, static_cast<double>(after - before) / mib,
+                gpu_state, static_cast<double>(r.state_bytes_in(octopage::Tier::kHost)) / mib,
+                static_cast<double>(r.staging_bytes) / mib, seconds * 1e3);
+    out.push_back({{"model", config.name}, {"optimizer", row.name}, {"gpu_total_bytes", after - before},
+                   {"gpu_optimizer_bytes", after - with_model},
+                   {"state_device_bytes", r.state_bytes_in(octopage::Tier::kDevice)},
+                   {"state_host_bytes", r.state_bytes_in(octopage::Tier::kHost)},
+                   {"staging_bytes", r.staging_bytes}, {"step_ms", seconds * 1e3}});
+  }
+  std::printf("GPU total: parameters, gradients and optimizer (cudaMemGetInfo); GPU state: the optimizer's\n"
+              "part (paged: the managed pages the GPU holds after its steps); host state: memory_report().\n");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string jsonl;
+  std::string jsonl, model = "llama-220m";
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg.rfind("--jsonl=", 0) == 0) {
       jsonl = arg.substr(8);
+    } else if (arg.rfind("--model=", 0) == 0) {
+      model = arg.substr(8);
     } else {
-      std::fprintf(stderr, "usage: octopage_cuda_bench [--jsonl=PATH]\n");
+      std::fprintf(stderr, "usage: octopage_cuda_bench [--jsonl=PATH] [--model=%s]\n",
+                   octopage::cli::llama_config_names().c_str());
       return 2;
     }
+  }
+  const octopage::cli::LlamaConfig* config = octopage::cli::find_llama_config(model);
+  if (config == nullptr) {
+    std::fprintf(stderr, "octopage_cuda_bench: unknown --model '%s' (one of %s)\n", model.c_str(),
+                 octopage::cli::llama_config_names().c_str());
+    return 2;
   }
   if (!octopage::cuda_unavailable_reason().empty()) {
     std::fprintf(stderr, "octopage_cuda_bench: no GPU to measure: %s\n", octopage::cuda_unavailable_reason().c_str());
@@ -168,6 +227,7 @@ int main(int argc, char** argv) {
     const double transfer = kBig * 8.0 / d2h_bw + kBig * 4.0 / h2d_bw;  // parameter and gradient down, parameter up
     report("AdamW8bit, 1 x 67M, cpu_step", kBig, s, q8_bytes, "vs parameter+gradient transfer", s / transfer, "");
   }
+  memory_table(*config, out);
   if (!jsonl.empty()) {
     std::ofstream file(jsonl);
     for (const auto& line : out) file << line.dump() << "\n";
