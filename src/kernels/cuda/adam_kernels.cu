@@ -151,40 +151,26 @@ __global__ void __launch_bounds__(kThreads) adam_q8(const __grid_constant__ Batc
   }
 }
 
-// Copies the dynamic codes to the current device, once per device.
-cudaError_t upload_codes() {
+// Readies the current device for 8-bit launches, once per device: copies the dynamic
+// codes to it and sets *blocks to the thread blocks of a launch there (kQ8BlocksPerSm per
+// multiprocessor).
+cudaError_t prepare_q8(int* blocks) {
   int device = 0;
   cudaError_t status = cudaGetDevice(&device);
   if (status != cudaSuccess) return status;
   static std::mutex mutex;
-  static std::vector<bool> uploaded;
+  static std::vector<int> grid;  // by device; 0: not ready yet
   const std::lock_guard<std::mutex> lock(mutex);
-  if (static_cast<std::size_t>(device) < uploaded.size() && uploaded[device]) return cudaSuccess;
-  const quant::Q8DeviceCode host[2] = {quant::signed_device_code(), quant::unsigned_device_code()};
-  status = cudaMemcpyToSymbol(g_codes, host, sizeof(host));
-  if (status != cudaSuccess) return status;
-  if (uploaded.size() <= static_cast<std::size_t>(device)) uploaded.resize(device + 1, false);
-  uploaded[device] = true;
-  return cudaSuccess;
-}
-
-// The thread blocks of an 8-bit launch on the current device (kQ8BlocksPerSm per
-// multiprocessor), asked once per device.
-cudaError_t q8_grid(int* blocks) {
-  int device = 0;
-  cudaError_t status = cudaGetDevice(&device);
-  if (status != cudaSuccess) return status;
-  static std::mutex mutex;
-  static std::vector<int> known;
-  const std::lock_guard<std::mutex> lock(mutex);
-  if (static_cast<std::size_t>(device) >= known.size()) known.resize(device + 1, 0);
-  if (known[device] == 0) {
+  if (static_cast<std::size_t>(device) >= grid.size()) grid.resize(device + 1, 0);
+  if (grid[device] == 0) {
+    const quant::Q8DeviceCode host[2] = {quant::signed_device_code(), quant::unsigned_device_code()};
+    status = cudaMemcpyToSymbol(g_codes, host, sizeof(host));
     int multiprocessors = 0;
-    status = cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device);
+    if (status == cudaSuccess) status = cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device);
     if (status != cudaSuccess) return status;
-    known[device] = multiprocessors * kQ8BlocksPerSm;
+    grid[device] = multiprocessors * kQ8BlocksPerSm;
   }
-  *blocks = known[device];
+  *blocks = grid[device];
   return cudaSuccess;
 }
 
@@ -196,8 +182,7 @@ cudaError_t launch(const CudaTask* tasks, std::size_t num_tasks, cudaStream_t st
   constexpr std::int64_t kMaxTiles = 0x7FFFFFFF;  // gridDim.x
   int q8_blocks = 0;
   if constexpr (kQ8) {
-    cudaError_t status = upload_codes();
-    if (status == cudaSuccess) status = q8_grid(&q8_blocks);
+    const cudaError_t status = prepare_q8(&q8_blocks);
     if (status != cudaSuccess) return status;
   }
   std::size_t t = 0;
