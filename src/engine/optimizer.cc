@@ -6,20 +6,18 @@
 
 #include <algorithm>
 #include <array>
-#include <map>
-#include <tuple>
 #include <sstream>
 #include <utility>
 
 #include "octopage/error.h"
 #include "src/engine/checks.h"
+#include "src/engine/cuda_step.h"
 #include "src/engine/offload_pipeline.h"
 #include "src/engine/paged_hints.h"
 #include "src/engine/param_state.h"
 #include "src/engine/thread_pool.h"
 #include "src/engine/tiers.h"
 #include "src/kernels/cpu/cpu_kernels.h"
-#include "src/kernels/cuda/cuda_kernels.h"
 #include "src/memory/cuda_memory.h"
 #include "src/quant/formats.h"
 #include "src/rules/adam.h"
@@ -85,44 +83,6 @@ void finish_report(MemoryReport& report, const std::array<std::uint64_t, kNumTie
     report.peak_bytes[t] = std::max(peaks[t], report.state_bytes[t] + staging[t]);
   }
 }
-
-// The CUDA part of a step: whole parameters as tasks, grouped by kernel, enqueued on the
-// caller's stream after their new state is zeroed and paged state is prefetched.
-class CudaStep {
- public:
-  void add(const engine::ParamState& state, kernels::AdamVariant variant, const Parameter& p,
-           const rules::AdamScalars& scalars, bool first_step) {
-    if (first_step) fresh_.push_back(&state);
-    if (state.placement == Placement::kPaged) paged_.push_back(&state);
-    if (state.numel > 0) {
-      tasks_[{variant, state.format, state.dtype}].push_back({state.chunk(p, 0, state.numel), scalars});
-    }
-  }
-  bool empty() const { return fresh_.empty() && tasks_.empty(); }
-
-  // Throws Error(kRuntime) when the runtime refuses a call.
-  void enqueue(CudaStream stream) const {
-    const Parameter none{};
-    for (const engine::ParamState* state : fresh_) state->zero_fill_cuda(state->chunk(none, 0, state->numel), stream);
-    for (const engine::ParamState* state : paged_) {
-      for (int k = 0; k < state->num_states; ++k) {
-        memory::cuda::prefetch_to_device(state->values[k], state->array_bytes(k, state->numel), stream);
-      }
-      for (int k = 0; k < state->num_absmax(); ++k) {
-        memory::cuda::prefetch_to_device(state->absmax[k], state->absmax_bytes(state->numel), stream);
-      }
-    }
-    for (const auto& [kernel, tasks] : tasks_) {
-      const auto& [variant, format, dtype] = kernel;
-      memory::cuda::check(kernels::cuda::launch_adam(variant, format, dtype, tasks.data(), tasks.size(), stream),
-                          "the Adam kernel launch");
-    }
-  }
-
- private:
-  std::vector<const engine::ParamState*> fresh_, paged_;
-  std::map<std::tuple<kernels::AdamVariant, StateFormat, DType>, std::vector<kernels::cuda::CudaTask>> tasks_;
-};
 
 }  // namespace
 
@@ -261,11 +221,7 @@ void Optimizer::step() {
   std::vector<rules::AdamScalars> scalars(updates.size());
   std::vector<engine::OffloadRecord> records;
   std::vector<Task> tasks;
-  CudaStep cuda_step;
-  std::vector<engine::CudaRecord> cuda_records;
-  std::vector<engine::CpuStepChunk> cpu_step_chunks;
-  std::uint64_t cuda_offload_bytes = 0, cpu_step_bytes = 0;
-  const std::int64_t cpu_step_chunk = engine::CpuStepRing::chunk_elements(tier_options_.chunk_bytes);
+  engine::CudaStep cuda_step;
   engine::PagedHints hints(tier_options_.chunk_bytes);
   for (std::size_t u = 0; u < updates.size(); ++u) {
     const Update& up = updates[u];
@@ -278,21 +234,7 @@ void Optimizer::step() {
     const Parameter& p = up.group->params_[up.index];
     const bool first_step = state.step == 0;
     if (state.device == Device::kCUDA) {
-      const kernels::AdamVariant variant = kernels::adam_variant(decoupled, state.amsgrad);
-      if (state.placement == Placement::kOffload) {
-        for (std::int64_t r = 0; r < state.num_records(); ++r) {
-          cuda_records.push_back({&state, &p, variant, &scalars[u], r, first_step});
-        }
-        cuda_offload_bytes += state.file_bytes();
-      } else if (state.placement == Placement::kCpuStep) {
-        for (std::int64_t begin = 0; begin < state.numel; begin += cpu_step_chunk) {
-          cpu_step_chunks.push_back({&state, &p, kernel, &scalars[u], begin,
-                                     std::min(cpu_step_chunk, state.numel - begin), first_step});
-        }
-        cpu_step_bytes += static_cast<std::uint64_t>(state.numel) * dtype_size(state.dtype);
-      } else {
-        cuda_step.add(state, variant, p, scalars[u], first_step);
-      }
+      cuda_step.add(state, p, kernels::adam_variant(decoupled, state.amsgrad), kernel, &scalars[u], first_step);
       continue;
     }
     if (state.placement == Placement::kOffload) {
@@ -309,9 +251,7 @@ void Optimizer::step() {
     }
   }
 
-  // The CUDA rings, made (device or pinned memory) before anything is modified.
-  engine::CudaOffloadRing* cuda_ring = cuda_records.empty() ? nullptr : &tiers_->cuda_ring(cuda_offload_bytes);
-  engine::CpuStepRing* cpu_step_ring = cpu_step_chunks.empty() ? nullptr : &tiers_->cpu_step_ring(cpu_step_bytes);
+  cuda_step.prepare(*tiers_);  // the CUDA rings, before anything is modified
 
   // 4. Run: offloaded state first (Note [Failed step]), then state in memory. Kernels
   //    neither fail nor throw.
@@ -345,11 +285,9 @@ void Optimizer::step() {
                ". Restore the model and the optimizer from a checkpoint.";
     detail::throw_error(ErrorKind::kRuntime, failure_);
   }
-  if (!cuda_step.empty() || cuda_ring != nullptr || cpu_step_ring != nullptr) {
+  if (!cuda_step.empty()) {
     try {
-      cuda_step.enqueue(cuda_stream_);
-      if (cuda_ring != nullptr) cuda_ring->run(cuda_records, cuda_stream_);
-      if (cpu_step_ring != nullptr) cpu_step_ring->run(cpu_step_chunks, cuda_stream_);
+      cuda_step.run(cuda_stream_);
     } catch (const Error& e) {
       failure_ = std::string(e.what()) + ". The step stopped part-way: its CUDA parameters may be partly "
                  "updated. Restore the model and the optimizer from a checkpoint.";

@@ -1,0 +1,69 @@
+#include "src/engine/cuda_step.h"
+
+#include <algorithm>
+
+#include "src/memory/cuda_memory.h"
+
+namespace octopage::engine {
+
+void CudaStep::add(const ParamState& state, const Parameter& param, kernels::AdamVariant variant,
+                   kernels::AdamKernel cpu_kernel, const rules::AdamScalars* scalars, bool first_step) {
+  switch (state.placement) {
+    case Placement::kOffload:
+      for (std::int64_t r = 0; r < state.num_records(); ++r) records_.push_back({&state, &param, variant, scalars, r, first_step});
+      offload_bytes_ += state.file_bytes();
+      return;
+    case Placement::kCpuStep:
+      // Chunks are cut in prepare(), once the tiers' chunk size is known.
+      chunks_.push_back({&state, &param, cpu_kernel, scalars, 0, state.numel, first_step});
+      cpu_step_bytes_ += static_cast<std::uint64_t>(state.numel) * dtype_size(state.dtype);
+      return;
+    case Placement::kDevice:
+    case Placement::kPaged:
+      if (first_step) fresh_.push_back(&state);
+      if (state.placement == Placement::kPaged) paged_.push_back(&state);
+      if (state.numel > 0) {
+        tasks_[{variant, state.format, state.dtype}].push_back({state.chunk(param, 0, state.numel), *scalars});
+      }
+      return;
+  }
+}
+
+void CudaStep::prepare(Tiers& tiers) {
+  if (!records_.empty()) offload_ring_ = &tiers.cuda_ring(offload_bytes_);
+  if (chunks_.empty()) return;
+  cpu_step_ring_ = &tiers.cpu_step_ring(cpu_step_bytes_);
+  const std::int64_t chunk = CpuStepRing::chunk_elements(tiers.options().chunk_bytes);
+  std::vector<CpuStepChunk> cut;
+  for (const CpuStepChunk& whole : chunks_) {
+    for (std::int64_t begin = 0; begin < whole.n; begin += chunk) {
+      CpuStepChunk part = whole;
+      part.begin = begin;
+      part.n = std::min(chunk, whole.n - begin);
+      cut.push_back(part);
+    }
+  }
+  chunks_ = std::move(cut);
+}
+
+void CudaStep::run(CudaStream stream) const {
+  const Parameter none{};
+  for (const ParamState* state : fresh_) state->zero_fill_cuda(state->chunk(none, 0, state->numel), stream);
+  for (const ParamState* state : paged_) {
+    for (int k = 0; k < state->num_states; ++k) {
+      memory::cuda::prefetch_to_device(state->values[k], state->array_bytes(k, state->numel), stream);
+    }
+    for (int k = 0; k < state->num_absmax(); ++k) {
+      memory::cuda::prefetch_to_device(state->absmax[k], state->absmax_bytes(state->numel), stream);
+    }
+  }
+  for (const auto& [kernel, tasks] : tasks_) {
+    const auto& [variant, format, dtype] = kernel;
+    memory::cuda::check(kernels::cuda::launch_adam(variant, format, dtype, tasks.data(), tasks.size(), stream),
+                        "the Adam kernel launch");
+  }
+  if (offload_ring_ != nullptr) offload_ring_->run(records_, stream);
+  if (cpu_step_ring_ != nullptr) cpu_step_ring_->run(chunks_, stream);
+}
+
+}  // namespace octopage::engine
