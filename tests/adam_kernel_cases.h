@@ -119,8 +119,8 @@ class KernelRun {
     return ch;
   }
 
-  void run(AdamKernel kernel, int steps) {
-    for (int t = 1; t <= steps; ++t) kernel(chunk(), rules::make_adam_scalars(test_hyper(), case_.decoupled, t));
+  void run(AdamKernel kernel, int steps, const rules::AdamHyper& hyper = test_hyper()) {
+    for (int t = 1; t <= steps; ++t) kernel(chunk(), rules::make_adam_scalars(hyper, case_.decoupled, t));
   }
 
   // Every byte the kernel may write: parameter, then each state buffer.

@@ -57,6 +57,40 @@ TEST(AdamKernels, EveryTargetMatchesTheReferenceBitwise) {
   }
 }
 
+// bf16 parameters that a fast store could get wrong (Note [Native bf16 stores] in
+// src/kernels/cpu/hwy_ops-inl.h): denormals, NaNs with payloads, zeros, infinities, the
+// largest finite value, spread so that some vectors hold several kinds and some none,
+// stepped with lr 0 (they come back as stored, NaNs as 0x7FC0) and with lr 1e-2.
+TEST(AdamKernels, EveryTargetStoresSpecialBf16ParametersAsTheReference) {
+  const std::uint16_t specials[] = {0x0001, 0x8003, 0x007F, 0x0080, 0x7FC1, 0xFF81, 0x7FFF,
+                                    0x0000, 0x8000, 0x7F80, 0xFF80, 0x7F7F, 0x3F80};
+  constexpr std::int64_t n = 1024;
+  const auto with_specials = [&](KernelRun& run) {
+    auto* bits = static_cast<std::uint16_t*>(run.param().data());
+    for (std::int64_t i = 0; i < n; i += 3) bits[i] = specials[(i / 3) % std::size(specials)];
+    for (std::int64_t i = 512; i < 528; ++i) bits[i] = 0x0000;  // a vector of zeros alone
+  };
+  for (const KernelCase& c : all_cases()) {
+    if (c.dtype != DType::kBFloat16) continue;
+    for (double lr : {0.0, 1e-2}) {
+      SCOPED_TRACE(c.name() + " lr=" + std::to_string(lr));
+      rules::AdamHyper hyper = test_hyper();
+      hyper.lr = lr;
+      KernelRun expected(c, n, 0, 99);
+      with_specials(expected);
+      expected.run(kernels::adam_reference_kernels().get(c.variant(), c.format, c.dtype), 2, hyper);
+      for (std::int64_t target : kernels::cpu::cpu_targets()) {
+        SCOPED_TRACE("target " + kernels::cpu::cpu_target_name(target));
+        kernels::cpu::ScopedCpuTarget force(target);
+        KernelRun actual(c, n, 0, 99);
+        with_specials(actual);
+        actual.run(kernels::cpu::cpu_kernels().adam.get(c.variant(), c.format, c.dtype), 2, hyper);
+        expect_same_bytes(expected.outputs(), actual.outputs());
+      }
+    }
+  }
+}
+
 TEST(AdamKernels, EightBitAmsgradDoesNotExist) {
   for (bool decoupled : {false, true}) {
     for (DType dtype : testing::kAllDTypes) {
