@@ -47,8 +47,14 @@ void check_tensor(const TensorRef& t, const char* name, const Where& where) {
                  " on the cpu: this build of octopage has no CUDA backend, got a cuda buffer");
   const std::string reason = cuda_unavailable_reason();
   OCTOPAGE_CHECK(reason.empty(), where, "expected a usable CUDA device for the cuda ", name, ", got none: ", reason);
-  OCTOPAGE_CHECK(t.numel == 0 || memory::cuda::is_cuda_memory(t.data), where, "expected the cuda ", name,
+  if (t.numel == 0) return;
+  const int device = memory::cuda::cuda_memory_device(t.data);
+  OCTOPAGE_CHECK(device >= 0, where, "expected the cuda ", name,
                  "'s data in CUDA device or managed memory, got a host address");
+  const int current = memory::cuda::current_device();
+  OCTOPAGE_CHECK(device == current, where, "expected the cuda ", name, " on the current CUDA device ", current,
+                 " (octopage steps there), got one on device ", device,
+                 ": make its device current first (torch.cuda.set_device)");
 }
 
 // The options that shape a state: of a group, or of a parameter with its overrides.

@@ -118,13 +118,20 @@ void prefetch(const void* p, std::size_t bytes, bool to_device, CudaStream strea
 
 }  // namespace
 
-bool is_cuda_memory(const void* p) {
+int cuda_memory_device(const void* p) {
   cudaPointerAttributes attributes{};
   if (cudaPointerGetAttributes(&attributes, p) != cudaSuccess) {
     (void)cudaGetLastError();
-    return false;
+    return -1;
   }
-  return attributes.type == cudaMemoryTypeDevice || attributes.type == cudaMemoryTypeManaged;
+  const bool reachable = attributes.type == cudaMemoryTypeDevice || attributes.type == cudaMemoryTypeManaged;
+  return reachable ? attributes.device : -1;
+}
+
+int current_device() {
+  int device = 0;
+  check(cudaGetDevice(&device), "cudaGetDevice");
+  return device;
 }
 
 const char* error_text(int status) { return cudaGetErrorString(static_cast<cudaError_t>(status)); }
@@ -205,7 +212,8 @@ namespace {
 [[noreturn]] void no_cuda() { detail::throw_error(ErrorKind::kRuntime, cuda_unavailable_reason()); }
 }  // namespace
 
-bool is_cuda_memory(const void*) { return false; }
+int cuda_memory_device(const void*) { return -1; }
+int current_device() { no_cuda(); }
 const char* error_text(int) { return "no CUDA backend"; }
 void check(int status, const char*) {
   if (status != 0) no_cuda();

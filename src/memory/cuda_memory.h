@@ -14,8 +14,11 @@ namespace octopage::memory::cuda {
 void check(int status, const char* what);
 const char* error_text(int status);
 
-// Whether p is memory a CUDA kernel can reach: device or managed memory.
-bool is_cuda_memory(const void* p);
+// The device whose memory p is (device or managed memory), or -1 when a CUDA kernel
+// cannot reach it (host memory).
+int cuda_memory_device(const void* p);
+// The current CUDA device (kernels run and state is allocated there).
+int current_device();
 
 // cudaMalloc on the current device: Tier::kDevice.
 Allocator& device_allocator();

@@ -115,6 +115,24 @@ TEST(CudaBuild, RefusesCudaBuffersItCannotStep) {
   EXPECT_EQ(opt.num_param_groups(), 0u);
 }
 
+// A parameter on another GPU than the current one is refused, saying which to make current.
+TEST(CudaBuild, RefusesParametersOnAnotherDevice) {
+  if (cuda_device_count() < 2) GTEST_SKIP() << "needs 2 GPUs, found " << cuda_device_count();
+  check(cudaSetDevice(1));
+  void* p = nullptr;
+  check(cudaMalloc(&p, 5000 * sizeof(float)));
+  check(cudaSetDevice(0));
+  Optimizer opt(Rule::kAdamW);
+  try {
+    opt.add_param_group({Parameter{{p, 5000, DType::kFloat32, Device::kCUDA}, {}}});
+    ADD_FAILURE() << "a parameter on device 1 was accepted while device 0 is current";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("on the current CUDA device 0 (octopage steps there), got one on device 1"),
+              std::string::npos) << e.what();
+  }
+  cudaFree(p);
+}
+
 // Every case and size of tests/adam_kernel_cases.h as tasks of one launch call (so
 // several launches' worth of descriptors and tiles of many sizes), 3 steps, against
 // the scalar reference.
