@@ -68,11 +68,15 @@ constexpr const char* kGroup = "param group 1: ";
 constexpr const char* kParam1 = "param group 1, parameter 1: ";
 
 // What a CUDA buffer is told, in this build on this machine: no backend, no GPU, or (with
-// a GPU) that the address is host memory, as the rows' buffers are.
+// a GPU) that the address is host memory, as the rows' buffers are; a stepped parameter
+// is not asked about its memory again (Note [Checking CUDA buffers]), and its cpu state
+// or cpu parameter gives the message instead.
 std::string cuda_buffer_error(const std::string& name) {
   if (!cuda_built()) return "expected " + name + " on the cpu: this build of octopage has no CUDA backend, got a cuda buffer";
   if (cuda_device_count() == 0) return "expected a usable CUDA device for the cuda " + name + ", got none: ";
-  return "expected the cuda " + name + "'s data in CUDA device or managed memory, got a host address";
+  return "(expected the cuda " + name + "'s data in CUDA device or managed memory, got a host address|"
+         "expected a cpu parameter \\(the device its optimizer state was created on\\), got a cuda one|"
+         "expected the gradient on cpu \\(the parameter's device\\), got cuda)";
 }
 
 // cpu_step without the CUDA backend is a bad option; with it, a bad placement for the

@@ -32,7 +32,14 @@ void check_non_negative(double value, const char* name, const Where& where) {
                  " to be finite and >= 0, got ", value);
 }
 
-void check_tensor(const TensorRef& t, const char* name, const Where& where) {
+// Note [Checking CUDA buffers]
+// A TensorRef tagged cuda must hold device (or managed) memory of the current device, or
+// a kernel would fault on it. Asking the runtime (cudaPointerGetAttributes) costs a
+// driver call per buffer, as much as a small tensor's whole update, so it is asked when a
+// parameter is added and when its state is created. Later steps trust the tag, which the
+// adapters take from the framework's own tensor, and check only what is cheap: the tag,
+// that the gradient's device is the parameter's, and that the state's is too.
+void check_tensor(const TensorRef& t, const char* name, const Where& where, bool cuda_memory) {
   OCTOPAGE_CHECK(t.numel >= 0, where, "expected ", name, " element count >= 0, got ", t.numel);
   OCTOPAGE_CHECK(t.data != nullptr || t.numel == 0, where, "expected a non-null ", name,
                  " pointer for ", t.numel, " elements, got nullptr");
@@ -45,9 +52,9 @@ void check_tensor(const TensorRef& t, const char* name, const Where& where) {
                  static_cast<int>(t.device));
   OCTOPAGE_CHECK(cuda_built(), where, "expected ", name,
                  " on the cpu: this build of octopage has no CUDA backend, got a cuda buffer");
-  const std::string reason = cuda_unavailable_reason();
-  OCTOPAGE_CHECK(reason.empty(), where, "expected a usable CUDA device for the cuda ", name, ", got none: ", reason);
-  if (t.numel == 0) return;
+  OCTOPAGE_CHECK(cuda_device_count() > 0, where, "expected a usable CUDA device for the cuda ", name, ", got none: ",
+                 cuda_unavailable_reason());
+  if (t.numel == 0 || !cuda_memory) return;  // See Note [Checking CUDA buffers]
   const int device = memory::cuda::cuda_memory_device(t.data);
   OCTOPAGE_CHECK(device >= 0, where, "expected the cuda ", name,
                  "'s data in CUDA device or managed memory, got a host address");
@@ -92,7 +99,7 @@ void check_group_options(const GroupOptions& o, std::size_t group) {
 }
 
 void check_parameter(const Parameter& p, const GroupOptions& options, std::size_t group,
-                     std::size_t index) {
+                     std::size_t index, bool cuda_memory) {
   const Where where{group, index, true};
   if (p.overrides.optim_bits || p.overrides.placement) {
     check_state_options(p.overrides.optim_bits.value_or(options.optim_bits),
@@ -101,13 +108,13 @@ void check_parameter(const Parameter& p, const GroupOptions& options, std::size_
   OCTOPAGE_CHECK(p.overrides.format_numel.value_or(p.value.numel) >= p.value.numel, where,
                  "expected format_numel (the whole parameter's size) >= the buffer's ", p.value.numel,
                  " elements, got ", *p.overrides.format_numel);
-  check_tensor(p.value, "parameter", where);
+  check_tensor(p.value, "parameter", where, cuda_memory);
   OCTOPAGE_CHECK(p.value.device == Device::kCUDA ||
                      p.overrides.placement.value_or(options.placement) != Placement::kCpuStep,
                  where, "expected a cuda parameter for placement 'cpu_step' (it runs a GPU's update on the CPU), "
                  "got a cpu parameter: use 'device', 'paged' or 'offload'");
   if (p.grad.data == nullptr) return;  // no gradient: skipped by step()
-  check_tensor(p.grad, "gradient", where);
+  check_tensor(p.grad, "gradient", where, cuda_memory);
   OCTOPAGE_CHECK(p.grad.numel == p.value.numel, where, "expected a gradient of ", p.value.numel,
                  " elements (the parameter's), got ", p.grad.numel);
   OCTOPAGE_CHECK(p.grad.dtype == p.value.dtype, where, "expected gradient dtype ",

@@ -14,9 +14,12 @@ struct ParamState;
 // `group` is a param group's index, or kDefaults for an optimizer's defaults.
 inline constexpr std::size_t kDefaults = static_cast<std::size_t>(-1);
 void check_group_options(const GroupOptions& options, std::size_t group);
-// The parameter, its gradient and its overrides of `options`.
+// The parameter, its gradient and its overrides of `options`. `cuda_memory`: also ask the
+// CUDA runtime whether a cuda buffer's address is device memory on the current device,
+// which costs a driver call per buffer: done when a parameter is added and at its first
+// step, not on every step (Note [Checking CUDA buffers]).
 void check_parameter(const Parameter& param, const GroupOptions& options, std::size_t group,
-                     std::size_t index);
+                     std::size_t index, bool cuda_memory = true);
 // An existing state must still fit its parameter and the group's options.
 void check_state_fits(const ParamState& state, const Parameter& param, const GroupOptions& options,
                       std::size_t group, std::size_t index);

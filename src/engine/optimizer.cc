@@ -182,9 +182,9 @@ void Optimizer::step() {
     engine::check_group_options(group.options, g);
     for (std::size_t i = 0; i < group.size(); ++i) {
       const Parameter& p = group.params_[i];
-      engine::check_parameter(p, group.options, g, i);
-      if (p.grad.data == nullptr) continue;
       const engine::ParamState* state = group.states_[i].get();
+      engine::check_parameter(p, group.options, g, i, /*cuda_memory=*/state == nullptr);
+      if (p.grad.data == nullptr) continue;
       if (state != nullptr) engine::check_state_fits(*state, p, group.options, g, i);
       updates.push_back({&group, g, i});
       spans.push_back(engine::span_of(p, g, i));
