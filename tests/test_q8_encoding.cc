@@ -133,23 +133,19 @@ TEST_P(Q8Encoding, BucketTableMatchesReference) {
   expect_matches_reference(is_signed, is_signed ? signed_bucket_table() : unsigned_bucket_table());
 }
 
-TEST_P(Q8Encoding, ByteLookupEncoderMatchesReference) {
-  const bool is_signed = GetParam();
-  const Q8LookupTables& tables = is_signed ? signed_lookup_tables() : unsigned_lookup_tables();
-  EXPECT_LE(tables.num_buckets, is_signed ? 256 : 512);  // what the SIMD lookups cover
-  expect_matches_reference(is_signed, tables);
-}
-
-// The CUDA kernels' codec (src/quant/q8_codec.h), compiled for the host.
-struct DeviceCodec {
+// The byte-lookup encoder one value at a time (src/quant/q8_codec.h): what the SIMD code
+// computes and the CUDA kernels run, here compiled for the host.
+struct ByteLookupCodec {
   const Q8DeviceCode& code;
   std::uint8_t encode(float x) const { return q8_encode(code, x); }
 };
 
-TEST_P(Q8Encoding, DeviceCodecMatchesReference) {
+TEST_P(Q8Encoding, ByteLookupCodecMatchesReference) {
   const bool is_signed = GetParam();
-  const Q8DeviceCode& device = is_signed ? signed_device_code() : unsigned_device_code();
-  expect_matches_reference(is_signed, DeviceCodec{device});
+  const Q8LookupTables& tables = is_signed ? signed_lookup_tables() : unsigned_lookup_tables();
+  EXPECT_LE(tables.num_buckets, is_signed ? 256 : 512);  // what the SIMD lookups cover
+  const Q8DeviceCode device = q8_device_code(tables, code_of(is_signed));
+  expect_matches_reference(is_signed, ByteLookupCodec{device});
   const DynamicCode& code = code_of(is_signed);
   for (int c = 0; c < kCodeSize; ++c) {
     EXPECT_EQ(q8_decode(device, static_cast<std::uint8_t>(c), 0.5f),

@@ -9,7 +9,6 @@
 namespace octopage::quant {
 namespace {
 
-constexpr std::uint32_t kAbsMask = 0x7FFFFFFFu;
 constexpr std::uint32_t kNever = 0xFFFFFFFFu;
 constexpr std::uint32_t kAboveOne = 0x3F800001u;  // the ulp past 1 that x may reach
 constexpr int kMantissaKeyBits = 7;
@@ -87,10 +86,6 @@ Q8LookupTables make_q8_lookup_tables(const DynamicCode& code) {
     }
   }
   return t;
-}
-
-std::uint8_t Q8LookupTables::encode(float x) const {
-  return q8_encode(is_signed ? signed_device_code() : unsigned_device_code(), x);
 }
 
 Q8DeviceCode q8_device_code(const Q8LookupTables& t, const DynamicCode& code) {

@@ -45,12 +45,10 @@ struct Q8LookupTables {
   std::array<std::array<std::uint8_t, kCodeSize>, 4> value_planes{};
   std::array<std::array<std::uint8_t, kCodeSize>, 4> threshold_planes{};
   bool is_signed = false;
-
-  // The encoder of the note, one value at a time: what the SIMD code computes.
-  std::uint8_t encode(float x) const;
 };
 
-// The tables and the code's values as one plain struct (src/quant/q8_codec.h).
+// The tables and the code's values as one plain struct for the encoder of the note, one
+// value at a time (src/quant/q8_codec.h: what the SIMD and CUDA code compute).
 Q8DeviceCode q8_device_code(const Q8LookupTables& tables, const DynamicCode& code);
 // The signed and unsigned codes so, built once.
 const Q8DeviceCode& signed_device_code();
