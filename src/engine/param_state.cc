@@ -192,10 +192,14 @@ kernels::Chunk snapshot_chunk(StateSnapshot& s) {
   return c;
 }
 
-// memcpy for state in host memory; for CUDA state, a copy after the stream's work.
-auto copier(Device device, CudaStream stream) {
-  return [device, stream](void* dst, const void* src, std::size_t bytes) {
-    if (device == Device::kCUDA) {
+// How a snapshot or restore copies s's arrays. A CUDA parameter's state is first let
+// finish the work queued on `stream`; then only `device` state needs a CUDA copy: managed
+// (paged) memory and the host memory of offload and cpu_step take memcpy.
+auto copier(const ParamState& s, CudaStream stream) {
+  if (s.device == Device::kCUDA) memory::cuda::synchronize(stream);
+  const bool device_memory = s.device == Device::kCUDA && s.placement == Placement::kDevice;
+  return [device_memory, stream](void* dst, const void* src, std::size_t bytes) {
+    if (device_memory) {
       memory::cuda::copy_after(dst, src, bytes, stream);
     } else {
       std::memcpy(dst, src, bytes);
@@ -206,7 +210,7 @@ auto copier(Device device, CudaStream stream) {
 }  // namespace
 
 StateSnapshot ParamState::snapshot(const memory::StateFile* file, CudaStream stream) const {
-  const auto copy = copier(device, stream);
+  const auto copy = copier(*this, stream);
   StateSnapshot s;
   s.step = step;
   s.format = format;
@@ -235,7 +239,7 @@ StateSnapshot ParamState::snapshot(const memory::StateFile* file, CudaStream str
 }
 
 void ParamState::restore(const StateSnapshot& snapshot, const memory::StateFile* file, CudaStream stream) {
-  const auto copy = copier(device, stream);
+  const auto copy = copier(*this, stream);
   const kernels::Chunk in = snapshot_chunk(const_cast<StateSnapshot&>(snapshot));  // read only
   for_each_piece(file, memory::IoKind::kWrite, [&](const kernels::Chunk& c, std::int64_t begin) {
     for (int k = 0; k < num_states; ++k) {
