@@ -75,11 +75,10 @@ std::int64_t CpuStepRing::chunk_elements(std::uint64_t slot_bytes) {
 }
 
 void CpuStepRing::download(const CpuStepChunk& c, int s) {
-  const DType dtype = c.state->dtype;
-  const std::uint64_t bytes = static_cast<std::uint64_t>(c.n) * dtype_size(dtype);
-  memory::cuda::copy_async(slot(s), element(c.param->value.data, dtype, c.begin), bytes, download_.get());
-  memory::cuda::copy_async(slot(s) + slot_bytes_ / 2, element(c.param->grad.data, dtype, c.begin), bytes,
-                           download_.get());
+  const kernels::Chunk on_device = c.state->chunk(*c.param, c.begin, c.n);
+  const std::uint64_t bytes = static_cast<std::uint64_t>(c.n) * dtype_size(c.state->dtype);
+  memory::cuda::copy_async(slot(s), on_device.param, bytes, download_.get());
+  memory::cuda::copy_async(slot(s) + slot_bytes_ / 2, on_device.grad, bytes, download_.get());
   loaded_[s].record(download_.get());
 }
 
@@ -108,7 +107,7 @@ void CpuStepRing::run(const std::vector<CpuStepChunk>& chunks, CudaStream comput
       c.kernel(part, *c.scalars);
     });
     const std::uint64_t bytes = static_cast<std::uint64_t>(c.n) * dtype_size(c.state->dtype);
-    memory::cuda::copy_async(element(c.param->value.data, c.state->dtype, c.begin), work.param, bytes, upload_.get());
+    memory::cuda::copy_async(c.state->chunk(*c.param, c.begin, c.n).param, work.param, bytes, upload_.get());
     uploaded_[s].record(upload_.get());
     if (i + ahead < chunks.size()) {
       uploaded_[s].wait_on(download_.get());  // the slot's parameter is up before the next chunk comes down
