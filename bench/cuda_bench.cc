@@ -19,7 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "octopage/octopage.h"
-#include "tools/octopage/llama_config.h"
+#include "perf/llama_config.h"
 
 namespace {
 
@@ -65,8 +65,8 @@ struct Model {
   std::vector<void*> buffers;
   octopage::Optimizer opt;
   Model(const std::vector<std::int64_t>& sizes, int bits, octopage::Placement placement, octopage::TierOptions tiers = {})
-      : opt(octopage::Rule::kAdamW, [&] {
-          octopage::GroupOptions o = octopage::default_options(octopage::Rule::kAdamW);
+      : opt("adamw", [&] {
+          octopage::GroupOptions o = octopage::default_options("adamw");
           o.optim_bits = bits;
           o.placement = placement;
           return o;
@@ -99,7 +99,7 @@ std::uint64_t gpu_bytes_in_use() {
 
 // The published paged-optimizer table's rows for a LLaMA-shaped model: each optimizer
 // over fp32 parameters and gradients of the model's shapes on the GPU.
-void memory_table(const octopage::cli::LlamaConfig& config, nlohmann::json& out) {
+void memory_table(const octopage::perf::LlamaConfig& config, nlohmann::json& out) {
   struct Row {
     const char* name;
     int bits;
@@ -111,8 +111,8 @@ void memory_table(const octopage::cli::LlamaConfig& config, nlohmann::json& out)
                       {"PagedAdamW8bit", 8, octopage::Placement::kPaged},
                       {"offloaded AdamW8bit", 8, octopage::Placement::kOffload},
                       {"cpu_step AdamW8bit", 8, octopage::Placement::kCpuStep}};
-  const std::vector<std::int64_t> numels = octopage::cli::parameter_numels(config);
-  const double params = static_cast<double>(octopage::cli::parameter_count(config));
+  const std::vector<std::int64_t> numels = octopage::perf::parameter_numels(config);
+  const double params = static_cast<double>(octopage::perf::parameter_count(config));
   std::printf("\n%s (%.0fM parameters, fp32), one row per optimizer:\n", config.name.c_str(), params / 1e6);
   std::printf("%-22s %14s %14s %14s %14s %12s\n", "optimizer", "GPU total MiB", "GPU state MiB", "host state MiB",
               "ring MiB", "step ms");
@@ -150,14 +150,14 @@ int main(int argc, char** argv) {
       model = arg.substr(8);
     } else {
       std::fprintf(stderr, "usage: octopage_cuda_bench [--jsonl=PATH] [--model=%s]\n",
-                   octopage::cli::llama_config_names().c_str());
+                   octopage::perf::llama_config_names().c_str());
       return 2;
     }
   }
-  const octopage::cli::LlamaConfig* config = octopage::cli::find_llama_config(model);
+  const octopage::perf::LlamaConfig* config = octopage::perf::find_llama_config(model);
   if (config == nullptr) {
     std::fprintf(stderr, "octopage_cuda_bench: unknown --model '%s' (one of %s)\n", model.c_str(),
-                 octopage::cli::llama_config_names().c_str());
+                 octopage::perf::llama_config_names().c_str());
     return 2;
   }
   if (!octopage::cuda_unavailable_reason().empty()) {

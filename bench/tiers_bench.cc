@@ -20,12 +20,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "bench/common.h"
 #include "octopage/octopage.h"
+#include "perf/common.h"
+#include "perf/llama_config.h"
 #include "src/engine/thread_pool.h"
 #include "src/memory/io_queue.h"
 #include "src/memory/state_file.h"
-#include "tools/octopage/llama_config.h"
 
 namespace octopage::bench {
 namespace {
@@ -50,7 +50,12 @@ options (--flag=value or --flag value):
   --help           this text
 )";
 
-using cli::LlamaConfig;
+using perf::hash_value;
+using perf::LlamaConfig;
+using perf::next_flag;
+using perf::Output;
+using perf::OutputOptions;
+using perf::usage_error;
 
 struct Case {
   const char* name;  // as bitsandbytes would call it
@@ -64,7 +69,7 @@ const Case kCases[] = {
 };
 
 struct Config {
-  LlamaConfig model = *cli::find_llama_config("llama-220m");
+  LlamaConfig model = *perf::find_llama_config("llama-220m");
   int steps = 5;
   TierOptions tiers;
   OutputOptions output;
@@ -90,8 +95,8 @@ Config parse(int argc, char** argv) {
     }
     const auto [flag, value] = next_flag(argc, argv, i, true);
     if (flag == "--model") {
-      const LlamaConfig* m = cli::find_llama_config(value);
-      if (m == nullptr) usage_error("expected --model=" + cli::llama_config_names() + ", got '" + std::string(value) + "'");
+      const LlamaConfig* m = perf::find_llama_config(value);
+      if (m == nullptr) usage_error("expected --model=" + perf::llama_config_names() + ", got '" + std::string(value) + "'");
       c.model = *m;
     } else if (flag == "--steps") {
       c.steps = static_cast<int>(positive(flag, value));
@@ -106,7 +111,7 @@ Config parse(int argc, char** argv) {
     }
   }
   try {
-    Optimizer check(Rule::kAdamW, default_options(Rule::kAdamW), c.tiers);  // bad dir or ring: say so now
+    Optimizer check("adamw", default_options("adamw"), c.tiers);  // bad dir or ring: say so now
   } catch (const Error& e) {
     usage_error(e.what());
   }
@@ -130,15 +135,15 @@ void fill(float* values, std::int64_t n, std::uint64_t seed, float scale) {
 // One case, in a child process: params and grads, the first step (creates state), then
 // timed steps. Returns the figures as JSON.
 json run_case(const Config& config, const Case& c) {
-  const std::vector<std::int64_t> sizes = cli::parameter_numels(config.model);
-  const std::int64_t total = cli::parameter_count(config.model);
+  const std::vector<std::int64_t> sizes = perf::parameter_numels(config.model);
+  const std::int64_t total = perf::parameter_count(config.model);
   std::vector<float> values(static_cast<std::size_t>(total)), grads(static_cast<std::size_t>(total));
   fill(values.data(), total, 1, 0.02f);
   fill(grads.data(), total, 2, 1e-3f);
-  GroupOptions options = default_options(Rule::kAdamW);
+  GroupOptions options = default_options("adamw");
   options.optim_bits = c.bits;
   options.placement = c.placement;
-  Optimizer opt(Rule::kAdamW, options, config.tiers);
+  Optimizer opt("adamw", options, config.tiers);
   std::vector<Parameter> params;
   std::int64_t at = 0;
   for (std::int64_t n : sizes) {
@@ -240,12 +245,12 @@ int run(int argc, char** argv) {
   const Config config = parse(argc, argv);
   Output out(config.output);
   const bool table = out.table();
-  const std::int64_t total = cli::parameter_count(config.model);
+  const std::int64_t total = perf::parameter_count(config.model);
   const double params_and_grads = 8.0 * static_cast<double>(total);
   if (table) {
     // No octopage::num_threads() here: the thread pool must first start in the children.
     std::printf("octopage_tiers_bench: %s, %.1fM fp32 parameters (%zu tensors), ring %.0f MiB in %.0f MiB "
-                "chunks\n", config.model.name.c_str(), total / 1e6, cli::parameter_shapes(config.model).size(),
+                "chunks\n", config.model.name.c_str(), total / 1e6, perf::parameter_shapes(config.model).size(),
                 mib(config.tiers.ring_bytes), mib(config.tiers.chunk_bytes));
   }
   std::vector<json> results;
@@ -338,7 +343,7 @@ int run(int argc, char** argv) {
 }  // namespace octopage::bench
 
 int main(int argc, char** argv) {
-  octopage::bench::g_program = "octopage_tiers_bench";
-  octopage::bench::g_usage = octopage::bench::kUsage;
+  octopage::perf::g_program = "octopage_tiers_bench";
+  octopage::perf::g_usage = octopage::bench::kUsage;
   return octopage::bench::run(argc, argv);
 }

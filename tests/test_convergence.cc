@@ -130,16 +130,16 @@ struct RunResult {
 // Weights decay, biases not: two param groups, as a training script would set it up.
 RunResult train(const DataSet& data, DType dtype, int optim_bits) {
   Mlp mlp(dtype);
-  GroupOptions options = default_options(Rule::kAdamW);
-  options.lr = 2e-3;
-  options.weight_decay = 1e-2;
+  GroupOptions options = default_options("adamw");
+  options.set("lr", 2e-3);
+  options.set("weight_decay", 1e-2);
   options.optim_bits = optim_bits;
   // Below both weight matrices (8,192 and 1,280 values), above both biases.
   options.min_8bit_size = 256;
-  Optimizer opt(Rule::kAdamW, options);
+  Optimizer opt("adamw", options);
   opt.add_param_group({mlp.parameter(0), mlp.parameter(2)});
   GroupOptions no_decay = options;
-  no_decay.weight_decay = 0.0;
+  no_decay.set("weight_decay", 0.0);
   opt.add_param_group({mlp.parameter(1), mlp.parameter(3)}, no_decay);
 
   RunResult result;

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "octopage/octopage.h"
@@ -26,7 +27,7 @@ const std::vector<std::int64_t> kSizes = {40001, 4096, 300, 5000};
 
 struct SavedRun : TrainingRun {
   SavedRun(int bits, Placement placement, bool amsgrad = false, DType dtype = DType::kBFloat16)
-      : TrainingRun(Rule::kAdamW, adamw_options(bits, placement, amsgrad), dtype, kSizes, small_ring()) {}
+      : TrainingRun("adamw", adamw_options(bits, placement, amsgrad), dtype, kSizes, small_ring()) {}
   // Steps [from, to) with gradients that depend on the step only.
   void steps(int from, int to) {
     for (int s = from; s < to; ++s) {
@@ -112,19 +113,21 @@ TEST(LoadState, QuantizesA32BitStateWithTheReferenceEncoder) {
     EXPECT_EQ(s8.step, 3);
     if (kSizes[k] < 4096) {  // below min_8bit_size: stays 32-bit, bitwise
       EXPECT_EQ(s8.format, StateFormat::kFp32);
-      EXPECT_EQ(s8.state1, s32.state1);
+      EXPECT_EQ(s8.at("exp_avg").values, s32.at("exp_avg").values);
       continue;
     }
     ASSERT_EQ(s8.format, StateFormat::kQ8);
     const std::int64_t n = kSizes[k];
     std::vector<std::uint8_t> codes(static_cast<std::size_t>(n));
     std::vector<float> absmax(static_cast<std::size_t>(quant::q8_num_blocks(n)));
-    quant::quantize_reference(quant::signed_code(), s32.state1.data(), n, codes.data(), absmax.data());
-    EXPECT_EQ(s8.state1_codes, codes);
-    EXPECT_EQ(s8.absmax1, absmax);
-    quant::quantize_reference(quant::unsigned_code(), s32.state2.data(), n, codes.data(), absmax.data());
-    EXPECT_EQ(s8.state2_codes, codes);
-    EXPECT_EQ(s8.absmax2, absmax);
+    quant::quantize_reference(quant::signed_code(), s32.at("exp_avg").values.data(), n, codes.data(),
+                              absmax.data());
+    EXPECT_EQ(s8.at("exp_avg").codes, codes);
+    EXPECT_EQ(s8.at("exp_avg").absmax, absmax);
+    quant::quantize_reference(quant::unsigned_code(), s32.at("exp_avg_sq").values.data(), n, codes.data(),
+                              absmax.data());
+    EXPECT_EQ(s8.at("exp_avg_sq").codes, codes);
+    EXPECT_EQ(s8.at("exp_avg_sq").absmax, absmax);
   }
 }
 
@@ -137,10 +140,12 @@ TEST(LoadState, DecodesAn8BitStateForA32BitOptimizer) {
   const StateSnapshot s32 = loader.opt.state(0, 0);
   ASSERT_EQ(s8.format, StateFormat::kQ8);
   ASSERT_EQ(s32.format, StateFormat::kFp32);
-  for (std::size_t i = 0; i < s32.state1.size(); i += 97) {
+  const StateArray &m8 = s8.at("exp_avg"), &v8 = s8.at("exp_avg_sq");
+  const StateArray &m32 = s32.at("exp_avg"), &v32 = s32.at("exp_avg_sq");
+  for (std::size_t i = 0; i < m32.values.size(); i += 97) {
     const std::size_t block = i / quant::kQ8BlockSize;
-    EXPECT_EQ(s32.state1[i], quant::signed_code().values[s8.state1_codes[i]] * s8.absmax1[block]) << i;
-    EXPECT_EQ(s32.state2[i], quant::unsigned_code().values[s8.state2_codes[i]] * s8.absmax2[block]) << i;
+    EXPECT_EQ(m32.values[i], quant::signed_code().values[m8.codes[i]] * m8.absmax[block]) << i;
+    EXPECT_EQ(v32.values[i], quant::unsigned_code().values[v8.codes[i]] * v8.absmax[block]) << i;
   }
 }
 
@@ -164,8 +169,15 @@ TEST(LoadState, AmsgradOffDropsTheSavedMax) {
   saver.steps(0, 2);
   SavedRun loader(32, Placement::kDevice, /*amsgrad=*/false);
   loader.opt.load_state(saver.saved());
-  EXPECT_TRUE(loader.opt.state(0, 0).state2_max.empty());
-  EXPECT_EQ(loader.opt.state(0, 0).state2, saver.opt.state(0, 0).state2);
+  const StateArray* max_exp_avg_sq = loader.opt.state(0, 0).find("max_exp_avg_sq");
+  EXPECT_TRUE(max_exp_avg_sq == nullptr || max_exp_avg_sq->values.empty());
+  EXPECT_EQ(loader.opt.state(0, 0).at("exp_avg_sq").values, saver.opt.state(0, 0).at("exp_avg_sq").values);
+}
+
+// The array called `name` of a state, to edit; Error when there is none.
+StateArray& array_to_edit(StateSnapshot& s, std::string_view name) {
+  (void)s.at(name);
+  return *s.find(name);
 }
 
 // Each bad checkpoint is refused with its message, and the loader's state is unchanged.
@@ -181,7 +193,7 @@ TEST(LoadState, BadStatesAreRefusedAndChangeNothing) {
   std::vector<Bad> cases;
   {
     auto loads = good;
-    loads[1].state.state2.pop_back();
+    array_to_edit(loads[1].state, "exp_avg_sq").values.pop_back();
     cases.push_back({"short state2", loads, "param group 0, parameter 1: expected state2 (exp_avg_sq) of 4096 values"});
   }
   {
@@ -206,7 +218,7 @@ TEST(LoadState, BadStatesAreRefusedAndChangeNothing) {
   }
   {
     auto loads = good;
-    loads[0].state.state1_codes.assign(40001, 0);
+    array_to_edit(loads[0].state, "exp_avg").codes.assign(40001, 0);
     cases.push_back({"mixed formats", loads, "expected a 32-bit state without 8-bit codes or absmax"});
   }
   for (const Bad& bad : cases) {

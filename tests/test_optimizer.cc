@@ -8,13 +8,14 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "octopage/octopage.h"
 #include "src/quant/dynamic_code.h"
 #include "src/quant/formats.h"
 #include "src/quant/q8_reference.h"
-#include "src/rules/adam_oracle.h"
+#include "src/rules/registry.h"
 #include "tests/test_util.h"
 
 namespace octopage {
@@ -23,16 +24,16 @@ namespace {
 using testing::TestParam;
 using testing::TrainingRun;
 
-GroupOptions options_for(Rule rule, int optim_bits) {
+GroupOptions options_for(std::string_view rule, int optim_bits) {
   GroupOptions o = default_options(rule);
-  o.lr = 1e-2;
+  o.set("lr", 1e-2);
   o.optim_bits = optim_bits;
   return o;
 }
 
 TEST(Optimizer, StateIsCreatedLazilyAndParametersWithoutGradientsAreSkipped) {
   TestParam a(DType::kFloat32, 5000, 1), b(DType::kFloat32, 300, 2);
-  Optimizer opt(Rule::kAdamW, options_for(Rule::kAdamW, 8));
+  Optimizer opt("adamw", options_for("adamw", 8));
   ParamGroup& group = opt.add_param_group({a.parameter(), b.parameter()});
   EXPECT_EQ(opt.state(0, 0).step, 0);
   EXPECT_EQ(opt.memory_report().total_state_bytes(), 0u);
@@ -55,22 +56,24 @@ TEST(Optimizer, StateIsCreatedLazilyAndParametersWithoutGradientsAreSkipped) {
   EXPECT_NE(b.value.bytes(), b_before);
 }
 
-// Runs `steps` steps of the optimizer and, element by element, of the fp64 oracle, with
-// the hyperparameters `schedule` sets before each step; `has_grad` says on which steps
-// the parameter gets a gradient. Then compares parameter and state.
-void expect_follows_oracle(Rule rule, bool amsgrad, DType dtype, int steps,
+// Runs `steps` steps of the optimizer and, element by element, of the rule's fp64 oracle
+// (from the registry), with the hyperparameters `schedule` sets before each step;
+// `has_grad` says on which steps the parameter gets a gradient. Then compares parameter
+// and state.
+void expect_follows_oracle(std::string_view rule_name, const GroupOptions& start, DType dtype, int steps,
                            const std::function<void(int, GroupOptions&)>& schedule,
                            const std::function<bool(int)>& has_grad) {
   constexpr std::int64_t n = 777;
+  const rules::RuleEntry& rule = rules::rule_entry(rule_name);
   TestParam param(dtype, n, 3);
-  GroupOptions options = options_for(rule, 32);
-  options.amsgrad = amsgrad;
-  Optimizer opt(rule, options);
+  Optimizer opt(rule_name, start);
   ParamGroup& group = opt.add_param_group({param.parameter()});
 
-  std::vector<rules::AdamOracleElement> oracle(n);
-  for (std::int64_t i = 0; i < n; ++i) oracle[i].p = param.value.get(i);
+  std::vector<double> p_oracle(n);
+  std::vector<std::vector<double>> oracle(n, std::vector<double>(rules::kMaxStates, 0.0));
+  for (std::int64_t i = 0; i < n; ++i) p_oracle[i] = param.value.get(i);
   std::int64_t t = 0;
+  int row = 0;
   for (int s = 0; s < steps; ++s) {
     schedule(s, group.options);
     if (!has_grad(s)) {
@@ -82,48 +85,48 @@ void expect_follows_oracle(Rule rule, bool amsgrad, DType dtype, int steps,
     param.set_grad(100 + s);
     opt.step();
     ++t;
-    rules::AdamOracleConfig config;
-    config.lr = group.options.lr;
-    config.beta1 = group.options.betas[0];
-    config.beta2 = group.options.betas[1];
-    config.eps = group.options.eps;
-    config.weight_decay = group.options.weight_decay;
-    config.decoupled = rule == Rule::kAdamW;
-    config.amsgrad = amsgrad;
+    const std::vector<double> values = testing::resolved_values(rule, group.options);
+    row = rule.row(values.data());
     for (std::int64_t i = 0; i < n; ++i) {
-      rules::adam_oracle_step(config, t, param.grad.get(i), oracle[i]);
+      rule.oracle(values.data(), row, t, param.grad.get(i), p_oracle[i], oracle[i].data());
       // The parameter is stored in its dtype after every step: where the oracle rounds
       // to the stored value, it continues from the stored value too.
-      if (testing::round_to(dtype, static_cast<float>(oracle[i].p)) == param.value.get(i)) {
-        oracle[i].p = param.value.get(i);
+      if (testing::round_to(dtype, static_cast<float>(p_oracle[i])) == param.value.get(i)) {
+        p_oracle[i] = param.value.get(i);
       }
     }
   }
   EXPECT_EQ(opt.state(0, 0).step, t);
   const StateSnapshot state = opt.state(0, 0);
+  const VariantInfo& variant = rule.info.variants[static_cast<std::size_t>(row)];
+  ASSERT_EQ(state.arrays.size(), variant.states.size());
   for (std::int64_t i = 0; i < n; ++i) {
     const double p = param.value.get(i);
     // fp32 math drifts from fp64 by a few ulps per step; 16-bit storage by up to a unit.
     const double unit = dtype == DType::kFloat32
                             ? 0.0
                             : std::ldexp(std::fabs(p), dtype == DType::kBFloat16 ? -7 : -10);
-    ASSERT_NEAR(p, oracle[i].p, 1e-5 * std::fabs(oracle[i].p) + unit + 1e-7) << "element " << i;
-    ASSERT_NEAR(state.state1[i], oracle[i].m, 1e-4 * std::fabs(oracle[i].m) + 1e-9) << "element " << i;
-    ASSERT_NEAR(state.state2[i], oracle[i].v, 1e-4 * std::fabs(oracle[i].v) + 1e-12) << "element " << i;
-    if (amsgrad) {
-      ASSERT_NEAR(state.state2_max[i], oracle[i].v_max, 1e-4 * oracle[i].v_max + 1e-12) << "element " << i;
+    ASSERT_NEAR(p, p_oracle[i], 1e-5 * std::fabs(p_oracle[i]) + unit + 1e-7) << "element " << i;
+    for (std::size_t k = 0; k < variant.states.size(); ++k) {
+      const double expected = oracle[i][k];
+      // Signed states are first moments (about 1e-2 here), unsigned ones second moments.
+      const double floor = variant.states[k].is_signed ? 1e-9 : 1e-12;
+      ASSERT_NEAR(state.at(variant.states[k].name).values[i], expected, 1e-4 * std::fabs(expected) + floor)
+          << "element " << i << " of " << variant.states[k].name;
     }
   }
 }
 
-TEST(Optimizer, FollowsTheOracleForEveryRuleAndDtype) {
+GroupOptions with_lr(GroupOptions o, double lr = 1e-2) { return o.set("lr", lr); }
+
+TEST(Optimizer, FollowsTheOracleForEveryRuleVariantAndDtype) {
   const auto constant = [](int, GroupOptions&) {};
   const auto always = [](int) { return true; };
-  for (Rule rule : {Rule::kAdam, Rule::kAdamW}) {
-    for (bool amsgrad : {false, true}) {
+  for (const RuleInfo& rule : registered_rules()) {
+    for (const testing::VariantExample& example : testing::variant_examples(rule.name)) {
       for (DType dtype : testing::kAllDTypes) {
-        SCOPED_TRACE(std::string(rule_name(rule)) + (amsgrad ? " amsgrad " : " ") + dtype_name(dtype));
-        expect_follows_oracle(rule, amsgrad, dtype, 12, constant, always);
+        SCOPED_TRACE(rule.name + " " + rule.variants[example.variant].name + " " + dtype_name(dtype));
+        expect_follows_oracle(rule.name, with_lr(example.options), dtype, 12, constant, always);
       }
     }
   }
@@ -132,20 +135,20 @@ TEST(Optimizer, FollowsTheOracleForEveryRuleAndDtype) {
 TEST(Optimizer, HyperparametersChangedBetweenStepsTakeEffect) {
   // A schedule that touches every hyperparameter, the way LR schedulers and users do.
   const auto schedule = [](int s, GroupOptions& o) {
-    o.lr = 1e-2 * std::pow(0.8, s);
-    o.betas = {0.9 - 0.01 * s, 0.999 - 0.001 * s};
-    o.eps = s % 2 ? 1e-8 : 1e-6;
-    o.weight_decay = 0.01 * (s % 3);
+    o.set("lr", 1e-2 * std::pow(0.8, s));
+    o.set("betas", {0.9 - 0.01 * s, 0.999 - 0.001 * s});
+    o.set("eps", s % 2 ? 1e-8 : 1e-6);
+    o.set("weight_decay", 0.01 * (s % 3));
   };
-  for (Rule rule : {Rule::kAdam, Rule::kAdamW}) {
-    SCOPED_TRACE(rule_name(rule));
-    expect_follows_oracle(rule, false, DType::kFloat32, 10, schedule, [](int) { return true; });
+  for (const char* rule : {"adam", "adamw"}) {
+    SCOPED_TRACE(rule);
+    expect_follows_oracle(rule, options_for(rule, 32), DType::kFloat32, 10, schedule, [](int) { return true; });
   }
 }
 
 TEST(Optimizer, EachParameterCountsItsOwnSteps) {
   // Gradients only on some steps: bias correction must use the parameter's own count.
-  expect_follows_oracle(Rule::kAdamW, false, DType::kFloat32, 12, [](int, GroupOptions&) {},
+  expect_follows_oracle("adamw", options_for("adamw", 32), DType::kFloat32, 12, [](int, GroupOptions&) {},
                         [](int s) { return s % 3 != 1; });
 }
 
@@ -155,11 +158,11 @@ const std::vector<std::int64_t> kMixedSizes = {300000, 4096, 4097, 255, 1, 70000
 TEST(Optimizer, ZeroLearningRateLeavesParametersBitwiseUnchanged) {
   for (int bits : {32, 8}) {
     for (DType dtype : testing::kAllDTypes) {
-      for (Rule rule : {Rule::kAdam, Rule::kAdamW}) {
-        SCOPED_TRACE(std::to_string(bits) + " " + dtype_name(dtype) + " " + rule_name(rule));
+      for (const char* rule : {"adam", "adamw"}) {
+        SCOPED_TRACE(std::to_string(bits) + " " + dtype_name(dtype) + " " + rule);
         GroupOptions o = options_for(rule, bits);
-        o.lr = 0.0;
-        o.weight_decay = 0.1;
+        o.set("lr", 0.0);
+        o.set("weight_decay", 0.1);
         TrainingRun run(rule, o, dtype, kMixedSizes);
         std::vector<std::vector<std::uint8_t>> before;
         for (const TestParam& p : run.params) before.push_back(p.value.bytes());
@@ -175,8 +178,8 @@ TEST(Optimizer, ZeroLearningRateLeavesParametersBitwiseUnchanged) {
 
 TEST(Optimizer, TwoRunsGiveBitwiseTheSameResult) {
   for (int bits : {32, 8}) {
-    TrainingRun first(Rule::kAdamW, options_for(Rule::kAdamW, bits), DType::kBFloat16, kMixedSizes);
-    TrainingRun second(Rule::kAdamW, options_for(Rule::kAdamW, bits), DType::kBFloat16, kMixedSizes);
+    TrainingRun first("adamw", options_for("adamw", bits), DType::kBFloat16, kMixedSizes);
+    TrainingRun second("adamw", options_for("adamw", bits), DType::kBFloat16, kMixedSizes);
     first.steps(4);
     second.steps(4);
     EXPECT_EQ(first.bits(), second.bits()) << bits << "-bit state";
@@ -190,7 +193,7 @@ TEST(Optimizer, ResultDoesNotDependOnTheThreadCount) {
     for (int threads : {1, 2, 3, 7}) {
       set_num_threads(threads);
       ASSERT_EQ(num_threads(), threads);
-      TrainingRun run(Rule::kAdamW, options_for(Rule::kAdamW, bits), DType::kFloat32, kMixedSizes);
+      TrainingRun run("adamw", options_for("adamw", bits), DType::kFloat32, kMixedSizes);
       run.steps(3);
       if (reference.empty()) {
         reference = run.bits();
@@ -207,7 +210,7 @@ TEST(Optimizer, SplittingATensorIntoBlockAlignedParametersChangesNothing) {
   // updates are element-wise and blocks never straddle, so the bits must agree.
   for (int bits : {32, 8}) {
     TestParam whole(DType::kFloat32, 40960, 9);
-    Optimizer one(Rule::kAdamW, options_for(Rule::kAdamW, bits));
+    Optimizer one("adamw", options_for("adamw", bits));
     one.add_param_group({whole.parameter()});
     std::vector<TestParam> parts;
     parts.reserve(10);
@@ -217,7 +220,7 @@ TEST(Optimizer, SplittingATensorIntoBlockAlignedParametersChangesNothing) {
       for (std::int64_t i = 0; i < 4096; ++i) parts[k].value.set(i, whole.value.get(4096 * k + i));
       refs.push_back(parts[k].parameter());
     }
-    Optimizer many(Rule::kAdamW, options_for(Rule::kAdamW, bits));
+    Optimizer many("adamw", options_for("adamw", bits));
     many.add_param_group(refs);
     for (int s = 0; s < 3; ++s) {
       whole.set_grad(77 + s);
@@ -240,7 +243,7 @@ TEST(Optimizer, MemoryReportIsWhatTheFormatSays) {
   std::int64_t total = 0;
   for (std::int64_t n : sizes) total += n;
 
-  TrainingRun fp32(Rule::kAdamW, options_for(Rule::kAdamW, 32), DType::kFloat32, sizes);
+  TrainingRun fp32("adamw", options_for("adamw", 32), DType::kFloat32, sizes);
   fp32.steps(1);
   MemoryReport r = fp32.opt.memory_report();
   EXPECT_EQ(r.total_state_bytes(), static_cast<std::uint64_t>(8 * total));  // exactly 8 B/param
@@ -250,13 +253,13 @@ TEST(Optimizer, MemoryReportIsWhatTheFormatSays) {
   EXPECT_EQ(r.peak_bytes_in(Tier::kHost), r.total_state_bytes());  // no staging ring
   EXPECT_EQ(r.staging_bytes, 0u);
 
-  GroupOptions amsgrad = options_for(Rule::kAdamW, 32);
-  amsgrad.amsgrad = true;
-  TrainingRun with_max(Rule::kAdamW, amsgrad, DType::kFloat32, sizes);
+  GroupOptions amsgrad = options_for("adamw", 32);
+  amsgrad.set("amsgrad", 1.0);
+  TrainingRun with_max("adamw", amsgrad, DType::kFloat32, sizes);
   with_max.steps(1);
   EXPECT_EQ(with_max.opt.memory_report().total_state_bytes(), static_cast<std::uint64_t>(12 * total));
 
-  TrainingRun q8(Rule::kAdamW, options_for(Rule::kAdamW, 8), DType::kFloat32, sizes);
+  TrainingRun q8("adamw", options_for("adamw", 8), DType::kFloat32, sizes);
   q8.steps(1);
   r = q8.opt.memory_report();
   // 8-bit for the two tensors of >= min_8bit_size = 4096 elements, fp32 for the others.
@@ -274,19 +277,22 @@ TEST(Optimizer, EightBitStateDecodesToTheMomentsOfTheFirstStep) {
   // From zero state, one step makes m = (1 - beta1) g and v = (1 - beta2) g^2: the codes
   // and absmax in the snapshot must decode to those within the format's budget.
   TestParam p(DType::kFloat32, 5000, 4);
-  Optimizer opt(Rule::kAdamW, options_for(Rule::kAdamW, 8));
+  Optimizer opt("adamw", options_for("adamw", 8));
   opt.add_param_group({p.parameter()});
   p.set_grad(5);
   opt.step();
   const StateSnapshot s = opt.state(0, 0);
-  ASSERT_EQ(s.state1_codes.size(), 5000u);
-  ASSERT_EQ(s.absmax1.size(), static_cast<std::size_t>(quant::q8_num_blocks(5000)));
+  const StateArray& exp_avg = s.at("exp_avg");
+  const StateArray& exp_avg_sq = s.at("exp_avg_sq");
+  ASSERT_EQ(exp_avg.codes.size(), 5000u);
+  ASSERT_EQ(exp_avg.absmax.size(), static_cast<std::size_t>(quant::q8_num_blocks(5000)));
   std::vector<float> m(5000), v(5000);
-  quant::dequantize_reference(quant::signed_code(), s.state1_codes.data(), s.absmax1.data(), 5000, m.data());
-  quant::dequantize_reference(quant::unsigned_code(), s.state2_codes.data(), s.absmax2.data(), 5000, v.data());
+  quant::dequantize_reference(quant::signed_code(), exp_avg.codes.data(), exp_avg.absmax.data(), 5000, m.data());
+  quant::dequantize_reference(quant::unsigned_code(), exp_avg_sq.codes.data(), exp_avg_sq.absmax.data(), 5000,
+                              v.data());
   for (std::int64_t i = 0; i < 5000; ++i) {
     const double g = p.grad.get(i);
-    const double absmax1 = s.absmax1[i / 256], absmax2 = s.absmax2[i / 256];
+    const double absmax1 = exp_avg.absmax[i / 256], absmax2 = exp_avg_sq.absmax[i / 256];
     ASSERT_NEAR(m[i], 0.1 * g, 0.0071 * absmax1 + 1e-12) << i;
     ASSERT_NEAR(v[i], 0.001 * g * g, 0.0036 * absmax2 + 1e-15) << i;
   }
@@ -299,14 +305,14 @@ TEST(Optimizer, EmptyParameterWithAGradientCountsItsSteps) {
   for (Placement placement : {Placement::kDevice, Placement::kPaged, Placement::kOffload}) {
     for (int bits : {32, 8}) {
       SCOPED_TRACE(std::string(placement_name(placement)) + " " + std::to_string(bits) + "-bit");
-      GroupOptions o = options_for(Rule::kAdamW, bits);
+      GroupOptions o = options_for("adamw", bits);
       o.placement = placement;
       TestParam a(DType::kFloat32, 10, 1);
       const TensorRef empty{nullptr, 0, DType::kFloat32};
       const TensorRef empty_grad{empty_tensor_data(), 0, DType::kFloat32};
       ParamOverrides whole;  // the whole parameter is large: 8-bit state, as on the other ranks
       whole.format_numel = 1 << 20;
-      Optimizer opt(Rule::kAdamW, o);
+      Optimizer opt("adamw", o);
       ParamGroup& group = opt.add_param_group({Parameter{empty, empty_grad, whole}, Parameter{empty, empty},
                                                a.parameter()});
       a.set_grad(2);
@@ -316,7 +322,8 @@ TEST(Optimizer, EmptyParameterWithAGradientCountsItsSteps) {
       EXPECT_EQ(s.step, 2);
       EXPECT_EQ(s.format, bits == 8 ? StateFormat::kQ8 : StateFormat::kFp32);
       EXPECT_EQ(s.placement, placement);
-      EXPECT_TRUE(s.state1.empty() && s.state1_codes.empty() && s.absmax1.empty());
+      const StateArray& exp_avg = s.at("exp_avg");
+      EXPECT_TRUE(exp_avg.values.empty() && exp_avg.codes.empty() && exp_avg.absmax.empty());
       EXPECT_EQ(opt.state(0, 1).step, 0);  // no gradient, no step
       EXPECT_EQ(opt.state(0, 2).step, 2);
       EXPECT_EQ(opt.memory_report().total_state_bytes(), opt.memory_report().state_bytes_in(

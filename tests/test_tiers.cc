@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <regex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "octopage/octopage.h"
@@ -33,8 +34,8 @@ const std::vector<std::int64_t> kSizes = {150001, 4096, 4099, 255, 1, 0, 70000, 
 // changing options are covered.
 struct TieredRun : testing::TrainingRun {
   TieredRun(GroupOptions options, DType dtype, TierOptions tiers = {},
-            const std::vector<std::int64_t>& sizes = kSizes)
-      : TrainingRun(Rule::kAdamW, options, dtype, sizes, std::move(tiers)) {}
+            const std::vector<std::int64_t>& sizes = kSizes, std::string_view rule = "adamw")
+      : TrainingRun(rule, options, dtype, sizes, std::move(tiers)) {}
   void step(int s) {
     ParamGroup& group = opt.param_group(0);
     for (std::size_t k = 0; k < params.size(); ++k) {
@@ -42,7 +43,7 @@ struct TieredRun : testing::TrainingRun {
       params[k].set_grad(1000 * s + k);
       group.set_grad(k, skip ? TensorRef{} : params[k].grad.ref());
     }
-    group.options.lr = 1e-2 / (1 + s);
+    group.options.set("lr", 1e-2 / (1 + s));
     opt.step();
   }
   void steps(int from, int to) {
@@ -94,6 +95,37 @@ INSTANTIATE_TEST_SUITE_P(
              (c.placement == Placement::kOffload ? c.backend == IoBackend::kThreads ? "Threads" : "IoUring" : "");
     });
 
+// Every variant of every registered rule, in each state format it has, on `paged` and
+// `offload`: bitwise the parameters and state of `device`, with the variant's states.
+// The table comes from the registry, so a new rule is covered without new test code.
+TEST(Tiers, EveryRuleVariantGivesBitwiseTheStateOfDevice) {
+  for (const RuleInfo& rule : registered_rules()) {
+    for (const testing::VariantExample& example : testing::variant_examples(rule.name)) {
+      const VariantInfo& variant = rule.variants[static_cast<std::size_t>(example.variant)];
+      for (int bits : {32, 8}) {
+        if (bits == 8 && !variant.quantizable) continue;
+        for (Placement placement : {Placement::kPaged, Placement::kOffload}) {
+          SCOPED_TRACE(rule.name + " " + variant.name + " " + std::to_string(bits) + "-bit " + placement_name(placement));
+          GroupOptions options = example.options;
+          options.optim_bits = bits;
+          TieredRun device(options, DType::kBFloat16, {}, kSizes, rule.name);
+          options.placement = placement;
+          TieredRun tiered(options, DType::kBFloat16, small_ring(), kSizes, rule.name);
+          for (int s = 0; s < 4; ++s) {
+            device.step(s);
+            tiered.step(s);
+            ASSERT_EQ(tiered.bits(), device.bits()) << "after step " << s;
+          }
+          const StateSnapshot state = tiered.opt.state(0, 0);
+          ASSERT_EQ(state.arrays.size(), variant.states.size());
+          for (std::size_t k = 0; k < variant.states.size(); ++k) EXPECT_EQ(state.arrays[k].name, variant.states[k].name);
+          EXPECT_EQ(state.format, bits == 8 ? StateFormat::kQ8 : StateFormat::kFp32);
+        }
+      }
+    }
+  }
+}
+
 // plan_memory, which allocates nothing, says what the optimizer's memory_report says
 // once every parameter has stepped.
 TEST(Tiers, PlannedMemoryIsWhatAStepMakes) {
@@ -104,7 +136,7 @@ TEST(Tiers, PlannedMemoryIsWhatAStepMakes) {
       TieredRun run(o, DType::kBFloat16, small_ring());
       run.step(0);
       const MemoryReport got = run.opt.memory_report();
-      const MemoryReport planned = plan_memory(kSizes, o, small_ring());
+      const MemoryReport planned = plan_memory("adamw", kSizes, o, small_ring());
       EXPECT_EQ(planned.state_bytes, got.state_bytes);
       EXPECT_EQ(planned.staging_bytes, got.staging_bytes);
       EXPECT_EQ(planned.peak_bytes, got.peak_bytes);
@@ -116,7 +148,7 @@ TEST(Tiers, PlannedMemoryIsWhatAStepMakes) {
       EXPECT_EQ(planned.tensors_8bit > 0, bits == 8);
     }
   }
-  EXPECT_THROW(plan_memory({-1}, default_options(Rule::kAdamW)), Error);
+  EXPECT_THROW(plan_memory("adamw", {-1}, default_options("adamw")), Error);
 }
 
 // A little offloaded state gets a little ring: as many chunks as hold it, at least 3.
@@ -132,7 +164,7 @@ TEST(Tiers, TheRingIsNoLargerThanTheOffloadedStateNeeds) {
     const MemoryReport r = run.opt.memory_report();
     EXPECT_EQ(r.staging_bytes, slots * tiers.chunk_bytes) << sizes[0];
     EXPECT_GE(r.staging_bytes, std::min<std::uint64_t>(r.state_bytes_in(Tier::kFile), 16 * tiers.chunk_bytes));
-    EXPECT_EQ(plan_memory(sizes, adamw_options(32, Placement::kOffload), tiers).staging_bytes, r.staging_bytes);
+    EXPECT_EQ(plan_memory("adamw", sizes, adamw_options(32, Placement::kOffload), tiers).staging_bytes, r.staging_bytes);
   }
 }
 
@@ -163,7 +195,7 @@ TEST(Tiers, PagedStatePagesOutOnRequestAndComesBack) {
 
 TEST(Tiers, PerParameterOverridesPickPlacementAndBits) {
   TestParam a(DType::kFloat32, 5000, 1), b(DType::kFloat32, 5000, 2), c(DType::kFloat32, 5000, 3);
-  Optimizer opt(Rule::kAdamW, adamw_options(8, Placement::kPaged), small_ring());
+  Optimizer opt("adamw", adamw_options(8, Placement::kPaged), small_ring());
   Parameter pb = b.parameter(), pc = c.parameter();
   pb.overrides.placement = Placement::kOffload;
   pc.overrides.placement = Placement::kDevice;
@@ -235,7 +267,7 @@ TEST(Tiers, BadTierOptionsAreRefusedBeforeAnyState) {
   const auto with = [](auto change) {
     TierOptions t;
     change(t);
-    return [t] { Optimizer opt(Rule::kAdamW, default_options(Rule::kAdamW), t); };
+    return [t] { Optimizer opt("adamw", default_options("adamw"), t); };
   };
   expect_error(with([](TierOptions& t) { t.offload_dir = "/no/such/octopage/dir"; }), ErrorKind::kInvalidArgument,
                "expected offload_dir to be an existing directory, got '/no/such/octopage/dir': no such directory");

@@ -7,12 +7,16 @@
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <stdexcept>
+#include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "octopage/optimizer.h"
 #include "octopage/tensor.h"
 #include "src/quant/float_convert.h"
+#include "src/rules/registry.h"
 
 namespace octopage::testing {
 
@@ -115,24 +119,39 @@ struct TestParam {
 };
 
 // A parameter's bytes and every byte of its state, appended to `out` (kBitsPerParam
-// entries): what TrainingRun::bits() compares, for a parameter wherever it lives.
+// entries): what TrainingRun::bits() compares, for a parameter wherever it lives. The
+// state's arrays in order, their fp32 values, then their absmax, then their 8-bit codes,
+// each padded to rules::kMaxStates entries so every parameter takes as many.
 inline void append_bits(std::vector<std::vector<std::uint8_t>>& out, std::vector<std::uint8_t> param_bytes,
                         const StateSnapshot& s) {
   out.push_back(std::move(param_bytes));
   out.push_back({static_cast<std::uint8_t>(s.step), static_cast<std::uint8_t>(s.format)});
-  for (const auto* v : {&s.state1, &s.state2, &s.state2_max, &s.absmax1, &s.absmax2}) {
-    const auto* p = reinterpret_cast<const std::uint8_t*>(v->data());
-    out.emplace_back(p, p + v->size() * sizeof(float));
+  if (s.arrays.size() > static_cast<std::size_t>(rules::kMaxStates)) {
+    throw std::length_error("a state of " + std::to_string(s.arrays.size()) + " arrays, more than rules::kMaxStates");
   }
-  out.push_back(s.state1_codes);
-  out.push_back(s.state2_codes);
+  const auto floats = [&](const std::vector<float> StateArray::*field) {
+    for (std::size_t k = 0; k < static_cast<std::size_t>(rules::kMaxStates); ++k) {
+      if (k >= s.arrays.size()) {
+        out.emplace_back();
+        continue;
+      }
+      const std::vector<float>& v = s.arrays[k].*field;
+      const auto* p = reinterpret_cast<const std::uint8_t*>(v.data());
+      out.emplace_back(p, p + v.size() * sizeof(float));
+    }
+  };
+  floats(&StateArray::values);
+  floats(&StateArray::absmax);
+  for (std::size_t k = 0; k < static_cast<std::size_t>(rules::kMaxStates); ++k) {
+    out.push_back(k < s.arrays.size() ? s.arrays[k].codes : std::vector<std::uint8_t>{});
+  }
 }
 
 // An optimizer over one param group of test parameters of the given sizes.
 struct TrainingRun {
   std::vector<TestParam> params;
   Optimizer opt;
-  TrainingRun(Rule rule, GroupOptions options, DType dtype, const std::vector<std::int64_t>& sizes,
+  TrainingRun(std::string_view rule, GroupOptions options, DType dtype, const std::vector<std::int64_t>& sizes,
               TierOptions tiers = {})
       : opt(rule, options, std::move(tiers)) {
     params.reserve(sizes.size());
@@ -156,7 +175,9 @@ struct TrainingRun {
     for (std::size_t k = 0; k < params.size(); ++k) append_bits(out, params[k].value.bytes(), opt.state(0, k));
     return out;
   }
-  static constexpr std::size_t kBitsPerParam = 9;  // entries of bits() per parameter
+  // Entries of bits() per parameter: its bytes, step and format, then per state array
+  // its values, absmax and codes.
+  static constexpr std::size_t kBitsPerParam = 2 + 3 * static_cast<std::size_t>(rules::kMaxStates);
 };
 
 // The distance between x and the next fp32 away from zero.
@@ -177,11 +198,51 @@ inline TierOptions small_ring(IoBackend backend = IoBackend::kAuto) {
   return t;
 }
 
+// A group's hyperparameters in the rule's slots (as the engine resolves them).
+inline std::vector<double> resolved_values(const rules::RuleEntry& rule, const GroupOptions& options) {
+  std::vector<double> values;
+  for (const HyperparameterInfo& h : rule.info.hyperparameters) {
+    for (double v : options.values(h.name)) values.push_back(v);
+  }
+  return values;
+}
+
+// Options that select each variant of a rule, from the registry alone: the rule's
+// defaults, and the defaults with one flag set or one hyperparameter that defaults to 0
+// set to 0.5 (amsgrad=True, momentum=0.5), skipping combinations the rule refuses. A
+// test that loops over these covers every variant of every registered rule.
+struct VariantExample {
+  int variant;  // index into RuleInfo::variants
+  GroupOptions options;
+};
+inline std::vector<VariantExample> variant_examples(std::string_view rule_name) {
+  const rules::RuleEntry& rule = rules::rule_entry(rule_name);
+  std::vector<GroupOptions> candidates{default_options(rule_name)};
+  for (const HyperparameterInfo& h : rule.info.hyperparameters) {
+    if (h.defaults.size() != 1 || h.defaults[0] != 0.0) continue;
+    candidates.push_back(default_options(rule_name).set(h.name, h.kind == HyperparameterKind::kFlag ? 1.0 : 0.5));
+  }
+  std::vector<VariantExample> examples;
+  for (GroupOptions& o : candidates) {
+    const std::vector<double> values = resolved_values(rule, o);
+    if (rule.check(values.data()) != nullptr) continue;
+    const int variant = rule.row(values.data());
+    bool seen = false;
+    for (const VariantExample& e : examples) seen = seen || e.variant == variant;
+    if (!seen) examples.push_back({variant, o});
+  }
+  if (examples.size() != static_cast<std::size_t>(rule.num_rows)) {
+    throw std::logic_error("variant_examples found " + std::to_string(examples.size()) + " of the " +
+                           std::to_string(rule.num_rows) + " variants of " + rule.info.name);
+  }
+  return examples;
+}
+
 inline GroupOptions adamw_options(int bits, Placement placement, bool amsgrad = false) {
-  GroupOptions o = default_options(Rule::kAdamW);
+  GroupOptions o = default_options("adamw");
   o.optim_bits = bits;
   o.placement = placement;
-  o.amsgrad = amsgrad;
+  o.set("amsgrad", amsgrad ? 1.0 : 0.0);
   return o;
 }
 

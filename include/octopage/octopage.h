@@ -7,6 +7,7 @@
 #include "octopage/memory_report.h"
 #include "octopage/optimizer.h"
 #include "octopage/options.h"
+#include "octopage/rules.h"
 #include "octopage/tensor.h"
 #include "octopage/threads.h"
 #include "octopage/version.h"

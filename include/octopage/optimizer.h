@@ -1,5 +1,6 @@
-// octopage::Optimizer: Adam/AdamW over parameter groups of caller-owned buffers, with
-// fp32 or 8-bit block-wise state, created lazily at a parameter's first step.
+// octopage::Optimizer: one update rule of the registry (octopage/rules.h: Adam, AdamW,
+// ...) over parameter groups of caller-owned buffers, with fp32 or 8-bit block-wise
+// state, created lazily at a parameter's first step.
 // Framework-free: adapters (Python, LibTorch) copy their param_groups into it.
 #pragma once
 
@@ -10,11 +11,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "octopage/cuda.h"
 #include "octopage/memory_report.h"
 #include "octopage/options.h"
+#include "octopage/rules.h"
 #include "octopage/tensor.h"
 
 namespace octopage {
@@ -47,18 +50,27 @@ struct Parameter {
   ParamOverrides overrides{};
 };
 
+// One state array of a parameter, by its name in torch's state_dict (the rule's
+// StateInfo): fp32 values, or for 8-bit state codes into the state's dynamic code and one
+// absmax per block of 256 values (bitsandbytes' state1/absmax1, ...).
+struct StateArray {
+  std::string name;
+  std::vector<float> values;
+  std::vector<std::uint8_t> codes;
+  std::vector<float> absmax;
+};
+
 // A copy of one parameter's state. step == 0 means it has none yet.
 struct StateSnapshot {
   std::int64_t step = 0;
   StateFormat format = StateFormat::kFp32;
   Placement placement = Placement::kDevice;
-  // kFp32: state1 is torch's exp_avg, state2 exp_avg_sq, state2_max max_exp_avg_sq
-  // (amsgrad only).
-  std::vector<float> state1, state2, state2_max;
-  // kQ8: codes into the signed (state1) and unsigned (state2) dynamic code, and one
-  // absmax per block of 256 values (bitsandbytes' state1/absmax1/state2/absmax2).
-  std::vector<std::uint8_t> state1_codes, state2_codes;
-  std::vector<float> absmax1, absmax2;
+  std::vector<StateArray> arrays;  // in the order of the rule variant's states
+
+  const StateArray* find(std::string_view name) const;
+  StateArray* find(std::string_view name);
+  // The array called `name`; throws Error when there is none.
+  const StateArray& at(std::string_view name) const;
 };
 
 // State to load into one parameter (Optimizer::load_state).
@@ -95,21 +107,23 @@ class ParamGroup {
 // these element counts have all stepped: state bytes per tier, the staging ring, tensors
 // per state format (peaks are the totals). Nothing is allocated and nothing checks the
 // offload directory, so a model larger than this machine can be planned.
-MemoryReport plan_memory(const std::vector<std::int64_t>& numels, const GroupOptions& options,
-                         const TierOptions& tiers = {});
+MemoryReport plan_memory(std::string_view rule, const std::vector<std::int64_t>& numels,
+                         const GroupOptions& options, const TierOptions& tiers = {});
 
 class Optimizer {
  public:
-  // Groups added without options take `defaults`. `tiers` says where `paged` and
-  // `offload` state goes; an offload_dir that is missing or not writable, or a ring that
-  // cannot hold three chunks, is an error here, before any state exists.
-  explicit Optimizer(Rule rule, GroupOptions defaults, TierOptions tiers = {});
-  explicit Optimizer(Rule rule) : Optimizer(rule, default_options(rule)) {}
+  // `rule` names a registered rule ("adam", "adamw", ...: octopage/rules.h). Groups added
+  // without options take `defaults`, and a hyperparameter `defaults` leaves unset takes
+  // the rule's default. `tiers` says where `paged` and `offload` state goes; an unknown
+  // rule or hyperparameter, an offload_dir that is missing or not writable, or a ring
+  // that cannot hold three chunks, is an error here, before any state exists.
+  explicit Optimizer(std::string_view rule, GroupOptions defaults, TierOptions tiers = {});
+  explicit Optimizer(std::string_view rule) : Optimizer(rule, default_options(rule)) {}
   ~Optimizer();
   Optimizer(Optimizer&&) noexcept;
   Optimizer& operator=(Optimizer&&) noexcept;
 
-  Rule rule() const { return rule_; }
+  const RuleInfo& rule() const { return *rule_; }
   const GroupOptions& defaults() const { return defaults_; }
 
   // Checks the group (dtypes, devices, sizes, options, no parameter in two groups) and
@@ -135,8 +149,8 @@ class Optimizer {
   // Its step count alone (0: no state yet), without copying the state.
   std::int64_t state_step(std::size_t group, std::size_t index) const;
   // Replaces the state of the listed parameters (e.g. from a checkpoint); the others keep
-  // theirs. Note [Loading state] says how a state of another format, placement or amsgrad
-  // setting is taken. Every entry is checked and all new memory is allocated before any
+  // theirs. Note [Loading state] says how a state of another format, placement or variant
+  // is taken. Every entry is checked and all new memory is allocated before any
   // state is replaced: on Error nothing changed, except when writing offloaded state home
   // fails part-way (then this optimizer is failed, as after Note [Failed step]).
   void load_state(std::vector<StateLoad> states);
@@ -167,7 +181,7 @@ class Optimizer {
   void note_peaks();
   MemoryReport report_bytes() const;  // memory_report() without asking the system
 
-  Rule rule_;
+  const RuleInfo* rule_;
   GroupOptions defaults_;
   TierOptions tier_options_;
   std::unique_ptr<engine::Tiers> tiers_;

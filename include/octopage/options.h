@@ -3,18 +3,15 @@
 // (Optimizer::step validates every group before it changes anything).
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "octopage/allocator.h"
 
 namespace octopage {
-
-// The update rule. kAdam is torch.optim.Adam (weight decay as L2: g += wd*p);
-// kAdamW is torch.optim.AdamW (decoupled: p *= 1 - lr*wd).
-enum class Rule : std::uint8_t { kAdam, kAdamW };
 
 // Where optimizer state lives (see DESIGN.md, "Placement of state"). On the CPU:
 // kDevice: RAM. kPaged: a file-backed mapping the system pages in and out, told what
@@ -24,10 +21,6 @@ enum class Placement : std::uint8_t { kDevice, kPaged, kOffload, kCpuStep };
 
 // How a parameter's state is stored: fp32, or 8-bit block-wise (Note [Q8 block format]).
 enum class StateFormat : std::uint8_t { kFp32, kQ8 };
-
-constexpr const char* rule_name(Rule rule) {
-  return rule == Rule::kAdam ? "Adam" : "AdamW";
-}
 
 constexpr const char* placement_name(Placement placement) {
   switch (placement) {
@@ -39,20 +32,38 @@ constexpr const char* placement_name(Placement placement) {
   return "unknown placement";
 }
 
-// Options of one parameter group. The hyperparameters (lr, betas, eps, weight_decay)
-// may change between steps, so schedulers work; the state options (amsgrad, optim_bits,
-// min_8bit_size, placement) apply to parameters whose state is created afterwards.
+// One hyperparameter of a group: its name and its value(s); a flag is 0 or 1.
+struct Hyperparameter {
+  std::string name;
+  std::vector<double> values;
+};
+
+// Options of one parameter group. The rule's hyperparameters (octopage/rules.h lists
+// each rule's, with torch.optim's names: "lr", "betas", "eps", "weight_decay",
+// "amsgrad", ...) may change between steps, so schedulers work; those that select a
+// variant (amsgrad) and the state options (optim_bits, min_8bit_size, placement) apply
+// to parameters whose state is created afterwards. A hyperparameter a group does not
+// set takes the optimizer's default; one the rule does not have is an error at the
+// optimizer's next check.
 struct GroupOptions {
-  double lr = 1e-3;
-  std::array<double, 2> betas{0.9, 0.999};
-  double eps = 1e-8;
-  double weight_decay = 0.0;
-  bool amsgrad = false;
   // 32: fp32 state. 8: 8-bit block-wise dynamic state (bitsandbytes' format) for
   // parameters with at least min_8bit_size elements, fp32 state for smaller ones.
   int optim_bits = 32;
   std::int64_t min_8bit_size = 4096;
   Placement placement = Placement::kDevice;
+
+  GroupOptions& set(std::string_view name, double value) { return set(name, std::vector<double>{value}); }
+  GroupOptions& set(std::string_view name, std::vector<double> values);
+  bool has(std::string_view name) const { return find(name) != nullptr; }
+  // The value of a one-value hyperparameter, and all values of any; Error when unset.
+  double get(std::string_view name) const;
+  const std::vector<double>& values(std::string_view name) const;
+  void erase(std::string_view name);
+  const std::vector<Hyperparameter>& hyperparameters() const { return hyperparameters_; }
+  const Hyperparameter* find(std::string_view name) const;
+
+ private:
+  std::vector<Hyperparameter> hyperparameters_;
 };
 
 // How `offload` reads and writes its file.
@@ -88,11 +99,9 @@ struct TierOptions {
   bool pin_host_memory = true;
 };
 
-// torch.optim's defaults for a rule: AdamW decays by 1e-2, Adam not at all.
-constexpr GroupOptions default_options(Rule rule) {
-  GroupOptions options;
-  options.weight_decay = rule == Rule::kAdamW ? 1e-2 : 0.0;
-  return options;
-}
+// The options of a new group of `rule` (a name from octopage/rules.h): every
+// hyperparameter at torch.optim's default (AdamW decays by 1e-2, Adam not at all), 32-bit
+// state on the device. Throws Error for an unknown rule.
+GroupOptions default_options(std::string_view rule);
 
 }  // namespace octopage

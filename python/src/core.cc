@@ -148,20 +148,49 @@ Placement placement_from(const std::string& name) {
                       "expected placement 'device', 'paged', 'offload' or 'cpu_step', got '", name, "'");
 }
 
-// A param group's options as Python passes them: lr, beta1, beta2, eps, weight_decay,
-// amsgrad, optim_bits, min_8bit_size, placement.
-using Options = std::tuple<double, double, double, double, double, bool, int, std::int64_t, std::string>;
+// One hyperparameter's value(s) as Python passes them: a number, a bool (a flag: 1 or 0)
+// or a tuple or list of numbers ("betas").
+std::vector<double> hyperparameter_values(const std::string& name, nb::handle value) {
+  const auto number = [&](nb::handle v, const std::string& what) {
+    double d = 0.0;
+    OCTOPAGE_CHECK(nb::try_cast<double>(v, d), "expected ", what, " to be a number, got ",
+                   nb::cast<std::string>(nb::repr(v)));
+    return d;
+  };
+  if (nb::isinstance<nb::tuple>(value) || nb::isinstance<nb::list>(value)) {
+    std::vector<double> values;
+    std::size_t k = 0;
+    for (nb::handle v : value) values.push_back(number(v, name + "[" + std::to_string(k++) + "]"));
+    return values;
+  }
+  if (nb::isinstance<nb::bool_>(value)) return {nb::cast<bool>(value) ? 1.0 : 0.0};
+  return {number(value, name)};
+}
 
-GroupOptions group_options(const Options& o) {
+// A param group's options as Python passes them: a dict of the typed fields optim_bits,
+// min_8bit_size and placement, and the rule's hyperparameters by name (the core refuses
+// names the rule does not have).
+GroupOptions group_options(const nb::dict& options) {
   GroupOptions g;
-  g.lr = std::get<0>(o);
-  g.betas = {std::get<1>(o), std::get<2>(o)};
-  g.eps = std::get<3>(o);
-  g.weight_decay = std::get<4>(o);
-  g.amsgrad = std::get<5>(o);
-  g.optim_bits = std::get<6>(o);
-  g.min_8bit_size = std::get<7>(o);
-  g.placement = placement_from(std::get<8>(o));
+  for (const auto& [key, value] : options) {
+    std::string name;
+    OCTOPAGE_CHECK(nb::try_cast<std::string>(key, name), "expected option names to be strings, got ",
+                   nb::cast<std::string>(nb::repr(key)));
+    if (name == "optim_bits") {
+      OCTOPAGE_CHECK(nb::try_cast<int>(value, g.optim_bits), "expected optim_bits to be an int, got ",
+                     nb::cast<std::string>(nb::repr(value)));
+    } else if (name == "min_8bit_size") {
+      OCTOPAGE_CHECK(nb::try_cast<std::int64_t>(value, g.min_8bit_size),
+                     "expected min_8bit_size to be an int, got ", nb::cast<std::string>(nb::repr(value)));
+    } else if (name == "placement") {
+      std::string placement;
+      OCTOPAGE_CHECK(nb::try_cast<std::string>(value, placement), "expected placement to be a string, got ",
+                     nb::cast<std::string>(nb::repr(value)));
+      g.placement = placement_from(placement);
+    } else {
+      g.set(name, hyperparameter_values(name, value));
+    }
+  }
   return g;
 }
 
@@ -195,41 +224,108 @@ std::vector<T> copy_state_array(const std::optional<Array>& a, const char* name)
   return std::vector<T>(data, data + a->size());
 }
 
+// A dict {name: array} of saved state arrays, each copied as `T`.
+template <class T>
+std::vector<std::pair<std::string, std::vector<T>>> copy_state_arrays(const std::optional<nb::dict>& arrays,
+                                                                      const char* what) {
+  std::vector<std::pair<std::string, std::vector<T>>> out;
+  if (!arrays) return out;
+  for (const auto& [key, value] : *arrays) {
+    std::string name;
+    OCTOPAGE_CHECK(nb::try_cast<std::string>(key, name), "expected state array names to be strings, got ",
+                   nb::cast<std::string>(nb::repr(key)));
+    const std::string label = name + " " + what;
+    Array a;
+    OCTOPAGE_CHECK(nb::try_cast<Array>(value, a), "expected ", label, " as an array, got ",
+                   nb::type_name(value.type()).c_str());
+    out.emplace_back(name, copy_state_array<T>(a, label.c_str()));
+  }
+  return out;
+}
+
 // One parameter's saved state as Python passes it: (group, index, step, format '8bit' or
-// '32bit', state1, state2, state2_max, absmax1, absmax2), arrays None where absent.
-using SavedState = std::tuple<std::size_t, std::size_t, std::int64_t, std::string, std::optional<Array>,
-                              std::optional<Array>, std::optional<Array>, std::optional<Array>,
-                              std::optional<Array>>;
+// '32bit', {state name: fp32 values or uint8 codes}, {state name: absmax} or None), the
+// names torch's (the rule's StateInfo::name).
+using SavedState = std::tuple<std::size_t, std::size_t, std::int64_t, std::string, std::optional<nb::dict>,
+                              std::optional<nb::dict>>;
 
 StateLoad state_load(const SavedState& saved) {
-  const auto& [group, index, step, format, state1, state2, state2_max, absmax1, absmax2] = saved;
+  const auto& [group, index, step, format, states, absmax] = saved;
   StateLoad load;
   load.group = group;
   load.index = index;
   load.state.step = step;
-  if (format == "8bit") {
-    load.state.format = StateFormat::kQ8;
-    load.state.state1_codes = copy_state_array<std::uint8_t>(state1, "state1 (8-bit codes)");
-    load.state.state2_codes = copy_state_array<std::uint8_t>(state2, "state2 (8-bit codes)");
-    load.state.absmax1 = copy_state_array<float>(absmax1, "absmax1");
-    load.state.absmax2 = copy_state_array<float>(absmax2, "absmax2");
-  } else {
-    OCTOPAGE_CHECK(format == "32bit", "expected a state format '8bit' or '32bit', got '", format, "'");
+  OCTOPAGE_CHECK(format == "8bit" || format == "32bit", "expected a state format '8bit' or '32bit', got '",
+                 format, "'");
+  if (format == "32bit") {
     load.state.format = StateFormat::kFp32;
-    load.state.state1 = copy_state_array<float>(state1, "state1 (exp_avg)");
-    load.state.state2 = copy_state_array<float>(state2, "state2 (exp_avg_sq)");
-    load.state.state2_max = copy_state_array<float>(state2_max, "max_exp_avg_sq");
+    for (auto& [name, values] : copy_state_arrays<float>(states, "(32-bit values)")) {
+      load.state.arrays.push_back({name, std::move(values), {}, {}});
+    }
+    return load;
+  }
+  load.state.format = StateFormat::kQ8;
+  for (auto& [name, codes] : copy_state_arrays<std::uint8_t>(states, "(8-bit codes)")) {
+    load.state.arrays.push_back({name, {}, std::move(codes), {}});
+  }
+  for (auto& [name, values] : copy_state_arrays<float>(absmax, "absmax")) {
+    StateArray* array = load.state.find(name);
+    OCTOPAGE_CHECK(array != nullptr, "expected an absmax of each 8-bit state array, got one of '", name,
+                   "', which has no codes");
+    array->absmax = std::move(values);
   }
   return load;
+}
+
+// The registry (octopage/rules.h) as plain Python data: a list of dicts mirroring RuleInfo.
+nb::list rules_as_python() {
+  nb::list rules;
+  for (const RuleInfo& rule : registered_rules()) {
+    nb::list hyperparameters;
+    for (const HyperparameterInfo& h : rule.hyperparameters) {
+      nb::dict d;
+      d["name"] = h.name;
+      d["defaults"] = nb::cast(h.defaults);
+      d["kind"] = h.kind == HyperparameterKind::kFlag ? "flag" : "real";
+      d["min"] = h.min;
+      d["max"] = h.max;
+      d["max_exclusive"] = h.max_exclusive;
+      hyperparameters.append(d);
+    }
+    nb::list variants;
+    for (const VariantInfo& v : rule.variants) {
+      nb::list states;
+      for (const StateInfo& s : v.states) {
+        nb::dict d;
+        d["name"] = s.name;
+        d["bnb_name"] = s.bnb_name;
+        d["is_signed"] = s.is_signed;
+        states.append(d);
+      }
+      nb::dict d;
+      d["name"] = v.name;
+      d["states"] = states;
+      d["quantizable"] = v.quantizable;
+      d["quantizable_alternative"] = v.quantizable_alternative;
+      variants.append(d);
+    }
+    nb::dict d;
+    d["name"] = rule.name;
+    d["display_name"] = rule.display_name;
+    d["hyperparameters"] = hyperparameters;
+    d["variants"] = variants;
+    rules.append(d);
+  }
+  return rules;
 }
 
 class PyOptimizer {
  public:
   PyOptimizer(const std::string& rule, std::optional<std::string> offload_dir, bool keep_files,
               std::uint64_t ring_bytes, std::uint64_t chunk_bytes, bool direct_io,
-              const std::string& io_backend, const Options& defaults, bool pin_host_memory,
+              const std::string& io_backend, const nb::dict& defaults, bool pin_host_memory,
               nb::object device_alloc, nb::object device_free)
-      : optimizer_(rule_from(rule), group_options(defaults),
+      : optimizer_(rule, group_options(defaults),
                    tier_options(std::move(offload_dir), keep_files, ring_bytes, chunk_bytes, direct_io,
                                 io_backend, pin_host_memory, std::move(device_alloc), std::move(device_free))) {}
 
@@ -239,7 +335,7 @@ class PyOptimizer {
 
   // Adds a group of parameters (with their overrides); returns its index.
   std::size_t add_group(const std::vector<Array>& params, const std::vector<Overrides>& overrides,
-                        const Options& options) {
+                        const nb::dict& options) {
     OCTOPAGE_CHECK(overrides.size() == params.size(), "expected one override entry per parameter, got ",
                    overrides.size(), " for ", params.size(), " parameters");
     std::vector<Parameter> group;
@@ -259,7 +355,8 @@ class PyOptimizer {
 
   // One step: for each group, its current options, parameters and gradients (None: no
   // gradient). Parameters are passed again since a framework may swap their storage.
-  void step(const std::vector<std::tuple<Options, std::vector<StepTensor>, std::vector<std::optional<StepTensor>>>>& groups) {
+  using StepGroup = std::tuple<nb::dict, std::vector<StepTensor>, std::vector<std::optional<StepTensor>>>;
+  void step(const std::vector<StepGroup>& groups) {
     OCTOPAGE_CHECK(groups.size() == optimizer_.num_param_groups(), "expected ",
                    optimizer_.num_param_groups(), " parameter groups, got ", groups.size());
     for (std::size_t g = 0; g < groups.size(); ++g) {
@@ -278,22 +375,26 @@ class PyOptimizer {
     optimizer_.step();
   }
 
+  // A copy of a parameter's state: {"step", "format" ('8bit' or '32bit'), "placement",
+  // "states": {name: fp32 values or uint8 codes}, and for 8-bit "absmax": {name: absmax}},
+  // the names torch's, in the order of the rule variant's states.
   nb::dict state(std::size_t group, std::size_t index) const {
     StateSnapshot s = optimizer_.state(group, index);
-    nb::dict d;
+    const bool q8 = s.format == StateFormat::kQ8;
+    nb::dict d, states, absmax;
     d["step"] = s.step;
-    d["format"] = s.format == StateFormat::kQ8 ? "8bit" : "32bit";
+    d["format"] = q8 ? "8bit" : "32bit";
     d["placement"] = placement_name(s.placement);
-    if (s.format == StateFormat::kQ8) {
-      d["state1"] = to_numpy(std::move(s.state1_codes));
-      d["state2"] = to_numpy(std::move(s.state2_codes));
-      d["absmax1"] = to_numpy(std::move(s.absmax1));
-      d["absmax2"] = to_numpy(std::move(s.absmax2));
-    } else if (s.step > 0) {
-      d["state1"] = to_numpy(std::move(s.state1));
-      d["state2"] = to_numpy(std::move(s.state2));
-      if (!s.state2_max.empty()) d["state2_max"] = to_numpy(std::move(s.state2_max));
+    for (StateArray& a : s.arrays) {
+      if (q8) {
+        states[a.name.c_str()] = to_numpy(std::move(a.codes));
+        absmax[a.name.c_str()] = to_numpy(std::move(a.absmax));
+      } else {
+        states[a.name.c_str()] = to_numpy(std::move(a.values));
+      }
     }
+    d["states"] = states;
+    if (q8) d["absmax"] = absmax;
     return d;
   }
 
@@ -310,11 +411,11 @@ class PyOptimizer {
 
   // Loads saved states (Note [Loading state]) after taking every group's current options,
   // which decide each state's format.
-  void load_state(const std::vector<Options>& options, const std::vector<SavedState>& saved) {
+  void load_state(const std::vector<nb::dict>& options, const std::vector<SavedState>& saved) {
     OCTOPAGE_CHECK(options.size() == optimizer_.num_param_groups(), "expected the options of ",
                    optimizer_.num_param_groups(), " parameter groups, got ", options.size());
     std::vector<GroupOptions> converted;
-    for (const Options& o : options) converted.push_back(group_options(o));
+    for (const nb::dict& o : options) converted.push_back(group_options(o));
     std::vector<StateLoad> loads;
     for (const SavedState& s : saved) loads.push_back(state_load(s));
     for (std::size_t g = 0; g < converted.size(); ++g) optimizer_.param_group(g).options = converted[g];
@@ -350,12 +451,6 @@ class PyOptimizer {
   bool failed() const { return optimizer_.failed(); }
 
  private:
-  static Rule rule_from(const std::string& name) {
-    if (name == "adam") return Rule::kAdam;
-    if (name == "adamw") return Rule::kAdamW;
-    detail::throw_error(ErrorKind::kInvalidArgument, "expected rule 'adam' or 'adamw', got '", name, "'");
-  }
-
   static TierOptions tier_options(std::optional<std::string> offload_dir, bool keep_files,
                                   std::uint64_t ring_bytes, std::uint64_t chunk_bytes, bool direct_io,
                                   const std::string& io_backend, bool pin_host_memory, nb::object device_alloc,
@@ -413,6 +508,8 @@ NB_MODULE(_core, m) {
 
   m.def("follow_num_threads", &follow_num_threads, nb::arg("n"),
         "Use n threads (the framework's) unless set_num_threads or OCTOPAGE_NUM_THREADS chose a count.");
+  m.def("rules", &python::rules_as_python,
+        "The registered update rules (octopage/rules.h) as a list of dicts mirroring RuleInfo.");
   m.def("q8_code", [](bool is_signed) {
     const auto& values = q8_code_values(is_signed);
     return python::to_numpy(std::vector<float>(values.begin(), values.end()));
@@ -420,7 +517,7 @@ NB_MODULE(_core, m) {
 
   nb::class_<PyOptimizer>(m, "Optimizer")
       .def(nb::init<const std::string&, std::optional<std::string>, bool, std::uint64_t, std::uint64_t,
-                    bool, const std::string&, const python::Options&, bool, nb::object, nb::object>(),
+                    bool, const std::string&, const nb::dict&, bool, nb::object, nb::object>(),
            nb::arg("rule"), nb::arg("offload_dir").none(), nb::arg("keep_files"), nb::arg("ring_bytes"),
            nb::arg("chunk_bytes"), nb::arg("direct_io"), nb::arg("io_backend"), nb::arg("defaults"),
            nb::arg("pin_host_memory") = true, nb::arg("device_alloc").none() = nb::none(),

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <functional>
 #include <ostream>
+#include <string>
 
 #include "octopage/cuda.h"
 #include "octopage/error.h"
@@ -27,9 +28,24 @@ std::ostream& operator<<(std::ostream& out, const Where& where) {
   return out << ": ";
 }
 
-void check_non_negative(double value, const char* name, const Where& where) {
-  OCTOPAGE_CHECK(std::isfinite(value) && value >= 0.0, where, "expected ", name,
-                 " to be finite and >= 0, got ", value);
+// One value of a hyperparameter (value k of its arity) against its range.
+void check_value(const rules::HyperSpec& h, int k, double v, const Where& where) {
+  const std::string name = h.arity > 1 ? std::string(h.name) + "[" + std::to_string(k) + "]" : h.name;
+  if (h.kind == rules::HyperKind::kFlag) {
+    OCTOPAGE_CHECK(v == 0.0 || v == 1.0, where, "expected ", name, " to be True or False (1 or 0), got ", v);
+  } else if (h.max == rules::kUnbounded) {
+    OCTOPAGE_CHECK(std::isfinite(v) && v >= h.min, where, "expected ", name, " to be finite and >= ", h.min,
+                   ", got ", v);
+  } else {
+    OCTOPAGE_CHECK(v >= h.min && (h.max_exclusive ? v < h.max : v <= h.max), where, "expected ", h.min,
+                   " <= ", name, h.max_exclusive ? " < " : " <= ", h.max, ", got ", v);
+  }
+}
+
+std::string hyperparameter_names(const rules::RuleEntry& rule) {
+  std::string names;
+  for (const rules::HyperSpec& h : rule.hyperparameters) names += (names.empty() ? "" : ", ") + std::string(h.name);
+  return names;
 }
 
 // Note [Checking CUDA buffers]
@@ -65,12 +81,13 @@ void check_tensor(const TensorRef& t, const char* name, const Where& where, bool
 }
 
 // The options that shape a state: of a group, or of a parameter with its overrides.
-void check_state_options(int optim_bits, Placement placement, bool amsgrad, const Where& where) {
+void check_state_options(int optim_bits, Placement placement, int row, const Where& where) {
   OCTOPAGE_CHECK(optim_bits == 32 || optim_bits == 8, where,
                  "expected optim_bits 32 or 8, got ", optim_bits);
-  OCTOPAGE_CHECK(!(amsgrad && optim_bits == 8), where,
-                 "amsgrad=True is not supported with 8-bit state (optim_bits=8): use "
-                 "optim_bits=32 or amsgrad=False");
+  const rules::RowSpec& spec = rules::row_spec(row);
+  OCTOPAGE_CHECK(spec.quantizable || optim_bits != 8, where, spec.variant,
+                 " is not supported with 8-bit state (optim_bits=8): use optim_bits=32 or ",
+                 spec.quantizable_alternative);
   const bool cpu_step_ok = placement == Placement::kCpuStep && cuda_built();  // for cuda parameters only
   OCTOPAGE_CHECK(placement == Placement::kDevice || placement == Placement::kPaged ||
                      placement == Placement::kOffload || cpu_step_ok,
@@ -84,26 +101,46 @@ void check_state_options(int optim_bits, Placement placement, bool amsgrad, cons
 
 }  // namespace
 
-void check_group_options(const GroupOptions& o, std::size_t group) {
+Resolved check_group_options(const rules::RuleEntry& rule, const GroupOptions& o, const GroupOptions* defaults,
+                             std::size_t group) {
   const Where where{group, 0, false};
-  check_non_negative(o.lr, "lr", where);
-  check_non_negative(o.eps, "eps", where);
-  check_non_negative(o.weight_decay, "weight_decay", where);
-  for (int k = 0; k < 2; ++k) {
-    OCTOPAGE_CHECK(o.betas[k] >= 0.0 && o.betas[k] < 1.0, where, "expected 0 <= betas[", k,
-                   "] < 1, got ", o.betas[k]);
+  for (const Hyperparameter& given : o.hyperparameters()) {
+    const bool known = std::any_of(rule.hyperparameters.begin(), rule.hyperparameters.end(),
+                                   [&](const rules::HyperSpec& h) { return given.name == h.name; });
+    OCTOPAGE_CHECK(known, where, "expected hyperparameters of ", rule.info.display_name, " (",
+                   hyperparameter_names(rule), "), got '", given.name, "'");
   }
-  check_state_options(o.optim_bits, o.placement, o.amsgrad, where);
+  Resolved resolved;
+  resolved.values.reserve(static_cast<std::size_t>(rule.num_slots));
+  for (const rules::HyperSpec& h : rule.hyperparameters) {
+    const Hyperparameter* value = o.find(h.name);
+    if (value == nullptr && defaults != nullptr) value = defaults->find(h.name);
+    if (value == nullptr) {
+      resolved.values.insert(resolved.values.end(), h.defaults, h.defaults + h.arity);
+      continue;
+    }
+    OCTOPAGE_CHECK(value->values.size() == static_cast<std::size_t>(h.arity), where, "expected ", h.name,
+                   " to have ", h.arity, h.arity == 1 ? " value" : " values", ", got ", value->values.size());
+    for (int k = 0; k < h.arity; ++k) {
+      check_value(h, k, value->values[k], where);
+      resolved.values.push_back(value->values[k]);
+    }
+  }
+  const char* problem = rule.check(resolved.values.data());
+  OCTOPAGE_CHECK(problem == nullptr, where, problem);
+  resolved.row = rule.first_row + rule.row(resolved.values.data());
+  check_state_options(o.optim_bits, o.placement, resolved.row, where);
   OCTOPAGE_CHECK(o.min_8bit_size >= 0, where, "expected min_8bit_size >= 0, got ",
                  o.min_8bit_size);
+  return resolved;
 }
 
-void check_parameter(const Parameter& p, const GroupOptions& options, std::size_t group,
+void check_parameter(const Parameter& p, const GroupOptions& options, int row, std::size_t group,
                      std::size_t index, bool cuda_memory) {
   const Where where{group, index, true};
   if (p.overrides.optim_bits || p.overrides.placement) {
     check_state_options(p.overrides.optim_bits.value_or(options.optim_bits),
-                        p.overrides.placement.value_or(options.placement), options.amsgrad, where);
+                        p.overrides.placement.value_or(options.placement), row, where);
   }
   OCTOPAGE_CHECK(p.overrides.format_numel.value_or(p.value.numel) >= p.value.numel, where,
                  "expected format_numel (the whole parameter's size) >= the buffer's ", p.value.numel,
@@ -123,8 +160,8 @@ void check_parameter(const Parameter& p, const GroupOptions& options, std::size_
                  device_name(p.value.device), " (the parameter's device), got ", device_name(p.grad.device));
 }
 
-void check_state_fits(const ParamState& state, const Parameter& p, const GroupOptions& options,
-                      std::size_t group, std::size_t index) {
+void check_state_fits(const ParamState& state, const Parameter& p, int row, std::size_t group,
+                      std::size_t index) {
   const Where where{group, index, true};
   OCTOPAGE_CHECK(p.value.numel == state.numel, where, "expected ", state.numel,
                  " elements (the size its optimizer state was created for), got ", p.value.numel);
@@ -134,40 +171,59 @@ void check_state_fits(const ParamState& state, const Parameter& p, const GroupOp
   OCTOPAGE_CHECK(p.value.device == state.device, where, "expected a ", device_name(state.device),
                  " parameter (the device its optimizer state was created on), got a ",
                  device_name(p.value.device), " one: save the state and load it after moving the model");
-  OCTOPAGE_CHECK(options.amsgrad == state.amsgrad, where, "expected amsgrad=",
-                 state.amsgrad ? "True" : "False",
-                 " (its optimizer state was created so), got amsgrad=",
-                 options.amsgrad ? "True" : "False");
+  OCTOPAGE_CHECK(row == state.row, where, "expected ", state.spec().variant,
+                 " (its optimizer state was created so), got ", rules::row_spec(row).variant);
 }
 
-void check_loaded_state(const StateSnapshot& s, std::int64_t numel, bool amsgrad, std::size_t group,
-                        std::size_t index) {
+void check_loaded_state(const StateSnapshot& s, std::int64_t numel, const rules::RuleEntry& rule, int row,
+                        std::size_t group, std::size_t index) {
   const Where where{group, index, true};
   OCTOPAGE_CHECK(s.step >= 0, where, "expected a state's step >= 0, got ", s.step);
   if (s.step == 0) return;  // no state: the parameter starts afresh
-  const auto check_size = [&](std::size_t size, std::int64_t expected, const char* name) {
+  const auto check_size = [&](std::size_t size, std::int64_t expected, const std::string& name) {
     OCTOPAGE_CHECK(size == static_cast<std::size_t>(expected), where, "expected ", name, " of ",
                    expected, " values (", numel, " elements), got ", size,
                    ": the state belongs to a parameter of another size");
   };
-  if (s.format == StateFormat::kFp32) {
-    check_size(s.state1.size(), numel, "state1 (exp_avg)");
-    check_size(s.state2.size(), numel, "state2 (exp_avg_sq)");
-    if (!s.state2_max.empty()) check_size(s.state2_max.size(), numel, "max_exp_avg_sq");
-    OCTOPAGE_CHECK(s.state1_codes.empty() && s.state2_codes.empty() && s.absmax1.empty() &&
-                       s.absmax2.empty(),
-                   where, "expected a 32-bit state without 8-bit codes or absmax");
-  } else {
-    check_size(s.state1_codes.size(), numel, "state1 (8-bit codes)");
-    check_size(s.state2_codes.size(), numel, "state2 (8-bit codes)");
-    check_size(s.absmax1.size(), quant::q8_num_blocks(numel), "absmax1");
-    check_size(s.absmax2.size(), quant::q8_num_blocks(numel), "absmax2");
-    OCTOPAGE_CHECK(s.state1.empty() && s.state2.empty() && s.state2_max.empty(), where,
-                   "expected an 8-bit state without 32-bit values");
+  const auto spec_of = [&](const std::string& name) -> const rules::StateSpec* {
+    for (int r = rule.first_row; r < rule.first_row + rule.num_rows; ++r) {
+      const rules::RowSpec& spec = rules::row_spec(r);
+      for (int k = 0; k < spec.num_states; ++k) {
+        if (name == spec.states[k].name) return &spec.states[k];
+      }
+    }
+    return nullptr;
+  };
+  for (std::size_t a = 0; a < s.arrays.size(); ++a) {
+    const StateArray& array = s.arrays[a];
+    const rules::StateSpec* state = spec_of(array.name);
+    OCTOPAGE_CHECK(state != nullptr, where, "expected states of ", rule.info.display_name,
+                   ", got a state array '", array.name, "': the state belongs to another rule");
+    for (std::size_t b = 0; b < a; ++b) {
+      OCTOPAGE_CHECK(s.arrays[b].name != array.name, where, "expected each state array once, got '",
+                     array.name, "' twice");
+    }
+    // Named as bitsandbytes' state_dict has them: "state1 (exp_avg)", "absmax1".
+    const std::string bnb = state->bnb_name;
+    if (s.format == StateFormat::kFp32) {
+      check_size(array.values.size(), numel, bnb == array.name ? bnb : bnb + " (" + array.name + ")");
+      OCTOPAGE_CHECK(array.codes.empty() && array.absmax.empty(), where,
+                     "expected a 32-bit state without 8-bit codes or absmax, got them in ", array.name);
+    } else {
+      const bool numbered = bnb.rfind("state", 0) == 0;
+      check_size(array.codes.size(), numel, bnb + " (8-bit codes)");
+      check_size(array.absmax.size(), quant::q8_num_blocks(numel),
+                 numbered ? "absmax" + bnb.substr(5) : bnb + " absmax");
+      OCTOPAGE_CHECK(array.values.empty(), where, "expected an 8-bit state without 32-bit values, got them in ",
+                     array.name);
+    }
   }
-  OCTOPAGE_CHECK(!amsgrad || !s.state2_max.empty(), where,
-                 "the group has amsgrad=True but the state has no max_exp_avg_sq (it was saved "
-                 "with amsgrad=False or with 8-bit state)");
+  const rules::RowSpec& spec = rules::row_spec(row);
+  for (int k = 0; k < spec.num_states; ++k) {
+    OCTOPAGE_CHECK(s.find(spec.states[k].name) != nullptr, where, "the group has ", spec.variant,
+                   " but the state has no ", spec.states[k].name,
+                   " (it was saved with another setting or with 8-bit state)");
+  }
 }
 
 ParamSpan span_of(const Parameter& p, std::size_t group, std::size_t index) {

@@ -6,28 +6,40 @@
 #include <vector>
 
 #include "octopage/optimizer.h"
+#include "src/rules/registry.h"
 
 namespace octopage::engine {
 
 struct ParamState;
 
+// A group's options checked against its rule: every hyperparameter's values, in the
+// rule's slots (unset ones from `defaults`, then from the rule), and the kernel row they
+// select (an index of the kernel table, not relative to the rule's first row).
+struct Resolved {
+  std::vector<double> values;
+  int row = 0;
+};
+
 // `group` is a param group's index, or kDefaults for an optimizer's defaults.
 inline constexpr std::size_t kDefaults = static_cast<std::size_t>(-1);
-void check_group_options(const GroupOptions& options, std::size_t group);
-// The parameter, its gradient and its overrides of `options`. `cuda_memory`: also ask the
-// CUDA runtime whether a cuda buffer's address is device memory on the current device,
-// which costs a driver call per buffer: done when a parameter is added and at its first
-// step, not on every step (Note [Checking CUDA buffers]).
-void check_parameter(const Parameter& param, const GroupOptions& options, std::size_t group,
+Resolved check_group_options(const rules::RuleEntry& rule, const GroupOptions& options,
+                             const GroupOptions* defaults, std::size_t group);
+// The parameter, its gradient and its overrides of `options`, whose resolved row is
+// `row`. `cuda_memory`: also ask the CUDA runtime whether a cuda buffer's address is
+// device memory on the current device, which costs a driver call per buffer: done when a
+// parameter is added and at its first step, not on every step (Note [Checking CUDA
+// buffers]).
+void check_parameter(const Parameter& param, const GroupOptions& options, int row, std::size_t group,
                      std::size_t index, bool cuda_memory = true);
-// An existing state must still fit its parameter and the group's options.
-void check_state_fits(const ParamState& state, const Parameter& param, const GroupOptions& options,
-                      std::size_t group, std::size_t index);
+// An existing state must still fit its parameter and the group's row.
+void check_state_fits(const ParamState& state, const Parameter& param, int row, std::size_t group,
+                      std::size_t index);
 
-// A state to load into a parameter of `numel` elements (Note [Loading state]): its
-// arrays have the sizes of its format, and it has a max_exp_avg_sq when `amsgrad`.
-void check_loaded_state(const StateSnapshot& state, std::int64_t numel, bool amsgrad,
-                        std::size_t group, std::size_t index);
+// A state to load into a parameter of `numel` elements whose group selects `row`
+// (Note [Loading state]): every array is one of the rule's states, has the sizes of the
+// snapshot's format, and each state of the row is there.
+void check_loaded_state(const StateSnapshot& state, std::int64_t numel, const rules::RuleEntry& rule,
+                        int row, std::size_t group, std::size_t index);
 
 // Where a parameter's buffer lies, for the no-overlap check.
 struct ParamSpan {

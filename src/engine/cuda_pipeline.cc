@@ -50,8 +50,8 @@ void CudaOffloadRing::run(const std::vector<CudaRecord>& records, CudaStream com
 
     loaded_[s].wait_on(compute);
     const kernels::cuda::CudaTask task{state.record_chunk(*r.param, slot(s), begin, n), *r.scalars};
-    memory::cuda::check(kernels::cuda::launch_adam(r.variant, state.format, state.dtype, &task, 1, compute),
-                        "the Adam kernel launch");
+    memory::cuda::check(kernels::cuda::launch(state.row, state.format, state.dtype, &task, 1, compute),
+                        "the update kernel launch");
     updated_[s].record(compute);
 
     updated_[s].wait_on(download_.get());

@@ -16,7 +16,7 @@
 #include "src/kernels/chunk.h"
 #include "src/memory/buffer.h"
 #include "src/memory/cuda_memory.h"
-#include "src/rules/adam.h"
+#include "src/rules/rule.h"
 
 namespace octopage::engine {
 
@@ -34,8 +34,7 @@ class SlotEvents {
 struct CudaRecord {
   const ParamState* state;
   const Parameter* param;
-  kernels::AdamVariant variant;
-  const rules::AdamScalars* scalars;
+  const rules::RuleScalars* scalars;
   std::int64_t record;
   bool first_step;  // the record starts as the zero state rather than from host memory
 };
@@ -64,8 +63,8 @@ class CudaOffloadRing {
 struct CpuStepChunk {
   const ParamState* state;
   const Parameter* param;
-  kernels::AdamKernel kernel;  // a CPU kernel
-  const rules::AdamScalars* scalars;
+  kernels::Kernel kernel;  // a CPU kernel
+  const rules::RuleScalars* scalars;
   std::int64_t begin;
   std::int64_t n;
   bool first_step;  // zero the state first

@@ -6,11 +6,11 @@
 
 namespace octopage::engine {
 
-void CudaStep::add(const ParamState& state, const Parameter& param, kernels::AdamVariant variant,
-                   kernels::AdamKernel cpu_kernel, const rules::AdamScalars* scalars, bool first_step) {
+void CudaStep::add(const ParamState& state, const Parameter& param,
+                   kernels::Kernel cpu_kernel, const rules::RuleScalars* scalars, bool first_step) {
   switch (state.placement) {
     case Placement::kOffload:
-      for (std::int64_t r = 0; r < state.num_records(); ++r) records_.push_back({&state, &param, variant, scalars, r, first_step});
+      for (std::int64_t r = 0; r < state.num_records(); ++r) records_.push_back({&state, &param, scalars, r, first_step});
       offload_bytes_ += state.file_bytes();
       return;
     case Placement::kCpuStep:
@@ -23,7 +23,7 @@ void CudaStep::add(const ParamState& state, const Parameter& param, kernels::Ada
       if (first_step) fresh_.push_back(&state);
       if (state.placement == Placement::kPaged) paged_.push_back(&state);
       if (state.numel > 0) {
-        tasks_[{variant, state.format, state.dtype}].push_back({state.chunk(param, 0, state.numel), *scalars});
+        tasks_[{state.row, state.format, state.dtype}].push_back({state.chunk(param, 0, state.numel), *scalars});
       }
       return;
   }
@@ -58,9 +58,9 @@ void CudaStep::run(CudaStream stream) const {
     }
   }
   for (const auto& [kernel, tasks] : tasks_) {
-    const auto& [variant, format, dtype] = kernel;
-    memory::cuda::check(kernels::cuda::launch_adam(variant, format, dtype, tasks.data(), tasks.size(), stream),
-                        "the Adam kernel launch");
+    const auto& [row, format, dtype] = kernel;
+    memory::cuda::check(kernels::cuda::launch(row, format, dtype, tasks.data(), tasks.size(), stream),
+                        "the update kernel launch");
   }
   if (offload_ring_ != nullptr) offload_ring_->run(records_, stream);
   if (cpu_step_ring_ != nullptr) cpu_step_ring_->run(chunks_, stream);

@@ -19,10 +19,10 @@ namespace octopage::engine {
 
 class CudaStep {
  public:
-  // cpu_kernel: the CPU kernel of the state's rule, format and dtype (for cpu_step).
+  // cpu_kernel: the CPU kernel of the state's row, format and dtype (for cpu_step).
   // `scalars` must outlive run().
-  void add(const ParamState& state, const Parameter& param, kernels::AdamVariant variant,
-           kernels::AdamKernel cpu_kernel, const rules::AdamScalars* scalars, bool first_step);
+  void add(const ParamState& state, const Parameter& param,
+           kernels::Kernel cpu_kernel, const rules::RuleScalars* scalars, bool first_step);
   bool empty() const { return fresh_.empty() && tasks_.empty() && records_.empty() && chunks_.empty(); }
   // Makes the rings this step needs (throws Error(kRuntime) when there is no memory for
   // them), before anything is modified.
@@ -32,7 +32,7 @@ class CudaStep {
 
  private:
   std::vector<const ParamState*> fresh_, paged_;
-  std::map<std::tuple<kernels::AdamVariant, StateFormat, DType>, std::vector<kernels::cuda::CudaTask>> tasks_;
+  std::map<std::tuple<int, StateFormat, DType>, std::vector<kernels::cuda::CudaTask>> tasks_;
   std::vector<CudaRecord> records_;
   std::vector<CpuStepChunk> chunks_;
   std::uint64_t offload_bytes_ = 0, cpu_step_bytes_ = 0;

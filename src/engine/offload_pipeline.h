@@ -18,8 +18,8 @@ namespace octopage::engine {
 struct OffloadRecord {
   const ParamState* state = nullptr;
   const Parameter* param = nullptr;
-  kernels::AdamKernel kernel = nullptr;
-  const rules::AdamScalars* scalars = nullptr;
+  kernels::Kernel kernel = nullptr;
+  const rules::RuleScalars* scalars = nullptr;
   std::int64_t record = 0;
   bool fresh = false;      // no state yet: zero-filled in the ring, not read
   std::size_t owner = 0;   // the caller's index of the parameter

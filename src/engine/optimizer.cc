@@ -20,7 +20,7 @@
 #include "src/kernels/cpu/cpu_kernels.h"
 #include "src/memory/cuda_memory.h"
 #include "src/quant/formats.h"
-#include "src/rules/adam.h"
+#include "src/rules/registry.h"
 
 namespace octopage {
 namespace {
@@ -42,7 +42,7 @@ Placement placement_for(const GroupOptions& options, const ParamOverrides& overr
 
 // One task of a step on state in memory: a chunk and what to run on it.
 struct Task {
-  kernels::AdamKernel kernel;
+  kernels::Kernel kernel;
   kernels::Chunk chunk;
   std::size_t scalars;                        // index into the step's scalars
   const engine::ParamState* fresh = nullptr;  // state to zero-fill first (first step)
@@ -86,9 +86,9 @@ void finish_report(MemoryReport& report, const std::array<std::uint64_t, kNumTie
 
 }  // namespace
 
-MemoryReport plan_memory(const std::vector<std::int64_t>& numels, const GroupOptions& options,
-                         const TierOptions& tiers) {
-  engine::check_group_options(options, engine::kDefaults);
+MemoryReport plan_memory(std::string_view rule, const std::vector<std::int64_t>& numels,
+                         const GroupOptions& options, const TierOptions& tiers) {
+  const int row = engine::check_group_options(rules::rule_entry(rule), options, nullptr, engine::kDefaults).row;
   TierOptions ring_options = tiers;
   ring_options.offload_dir.clear();  // planning writes nothing there
   engine::check_tier_options(ring_options);
@@ -99,7 +99,7 @@ MemoryReport plan_memory(const std::vector<std::int64_t>& numels, const GroupOpt
     OCTOPAGE_CHECK(numel >= 0, "expected element counts >= 0, got ", numel);
     Parameter p;
     p.value.numel = numel;
-    const auto state = engine::ParamState::make(format_for(options, p), p.value.dtype, numel, options.amsgrad,
+    const auto state = engine::ParamState::make(format_for(options, p), p.value.dtype, numel, row,
                                                 placement_for(options, p.overrides));
     count_state(report, *state);
     if (state->placement == Placement::kOffload) {
@@ -133,9 +133,27 @@ ParamGroup::~ParamGroup() = default;
 ParamGroup::ParamGroup(ParamGroup&&) noexcept = default;
 ParamGroup& ParamGroup::operator=(ParamGroup&&) noexcept = default;
 
-Optimizer::Optimizer(Rule rule, GroupOptions defaults, TierOptions tiers)
-    : rule_(rule), defaults_(defaults), tier_options_(std::move(tiers)) {
-  engine::check_group_options(defaults_, engine::kDefaults);
+namespace {
+
+const rules::RuleEntry& entry_of(const RuleInfo& rule) { return rules::rule_entry(rule.name); }
+
+// `options` with every hyperparameter of `rule` set: unset ones from `defaults` (when
+// given), then the rule's.
+GroupOptions completed(const rules::RuleEntry& rule, GroupOptions options, const GroupOptions* defaults) {
+  for (const HyperparameterInfo& h : rule.info.hyperparameters) {
+    if (options.has(h.name)) continue;
+    options.set(h.name, defaults != nullptr && defaults->has(h.name) ? defaults->values(h.name) : h.defaults);
+  }
+  return options;
+}
+
+}  // namespace
+
+Optimizer::Optimizer(std::string_view rule, GroupOptions defaults, TierOptions tiers)
+    : rule_(&find_rule(rule)), tier_options_(std::move(tiers)) {
+  const rules::RuleEntry& entry = entry_of(*rule_);
+  engine::check_group_options(entry, defaults, nullptr, engine::kDefaults);
+  defaults_ = completed(entry, std::move(defaults), nullptr);
   tiers_ = std::make_unique<engine::Tiers>(tier_options_);
 }
 Optimizer::~Optimizer() = default;
@@ -144,10 +162,11 @@ Optimizer& Optimizer::operator=(Optimizer&&) noexcept = default;
 
 ParamGroup& Optimizer::add_param_group(std::vector<Parameter> params, GroupOptions options) {
   const std::size_t g = groups_.size();
-  engine::check_group_options(options, g);
+  const rules::RuleEntry& rule = entry_of(*rule_);
+  const int row = engine::check_group_options(rule, options, &defaults_, g).row;
   std::vector<engine::ParamSpan> spans;
   for (std::size_t i = 0; i < params.size(); ++i) {
-    engine::check_parameter(params[i], options, g, i);
+    engine::check_parameter(params[i], options, row, g, i);
     spans.push_back(engine::span_of(params[i], g, i));
   }
   for (std::size_t h = 0; h < groups_.size(); ++h) {
@@ -156,7 +175,7 @@ ParamGroup& Optimizer::add_param_group(std::vector<Parameter> params, GroupOptio
     }
   }
   engine::check_no_overlap(std::move(spans));
-  return groups_.emplace_back(std::move(params), options);
+  return groups_.emplace_back(std::move(params), completed(rule, std::move(options), &defaults_));
 }
 
 void Optimizer::check_usable() const {
@@ -166,8 +185,8 @@ void Optimizer::check_usable() const {
 
 void Optimizer::step() {
   check_usable();
-  const kernels::AdamKernelTable& kernels = kernels::cpu::cpu_kernels().adam;
-  const bool decoupled = rule_ == Rule::kAdamW;
+  const kernels::KernelTable& kernels = kernels::cpu::cpu_kernels().kernels;
+  const rules::RuleEntry& rule = entry_of(*rule_);
 
   // 1. Check every input; nothing is modified yet.
   struct Update {
@@ -176,16 +195,17 @@ void Optimizer::step() {
     std::size_t index;
   };
   std::vector<Update> updates;
+  std::vector<engine::Resolved> resolved(groups_.size());  // each group's hyperparameters and row
   std::vector<engine::ParamSpan> spans;
   for (std::size_t g = 0; g < groups_.size(); ++g) {
     ParamGroup& group = groups_[g];
-    engine::check_group_options(group.options, g);
+    resolved[g] = engine::check_group_options(rule, group.options, &defaults_, g);
     for (std::size_t i = 0; i < group.size(); ++i) {
       const Parameter& p = group.params_[i];
       const engine::ParamState* state = group.states_[i].get();
-      engine::check_parameter(p, group.options, g, i, /*cuda_memory=*/state == nullptr);
+      engine::check_parameter(p, group.options, resolved[g].row, g, i, /*cuda_memory=*/state == nullptr);
       if (p.grad.data == nullptr) continue;
-      if (state != nullptr) engine::check_state_fits(*state, p, group.options, g, i);
+      if (state != nullptr) engine::check_state_fits(*state, p, resolved[g].row, g, i);
       updates.push_back({&group, g, i});
       spans.push_back(engine::span_of(p, g, i));
     }
@@ -203,8 +223,9 @@ void Optimizer::step() {
     const Parameter& p = up.group->params_[up.index];
     const GroupOptions& o = up.group->options;
     if (up.group->states_[up.index] == nullptr) {
-      fresh[u] = engine::ParamState::make(format_for(o, p), p.value.dtype, p.value.numel, o.amsgrad,
-                                          placement_for(o, p.overrides), p.value.device);
+      fresh[u] = engine::ParamState::make(format_for(o, p), p.value.dtype, p.value.numel,
+                                          resolved[up.group_index].row, placement_for(o, p.overrides),
+                                          p.value.device);
       to_place.push_back(fresh[u].get());
     }
     const engine::ParamState& state = fresh[u] ? *fresh[u] : *up.group->states_[up.index];
@@ -218,7 +239,7 @@ void Optimizer::step() {
 
   // 3. Plan: the step's scalars per parameter; offloaded state as records, state in
   //    memory cut into chunks.
-  std::vector<rules::AdamScalars> scalars(updates.size());
+  std::vector<rules::RuleScalars> scalars(updates.size());
   std::vector<engine::OffloadRecord> records;
   std::vector<Task> tasks;
   engine::CudaStep cuda_step;
@@ -226,15 +247,12 @@ void Optimizer::step() {
   for (std::size_t u = 0; u < updates.size(); ++u) {
     const Update& up = updates[u];
     engine::ParamState& state = fresh[u] ? *fresh[u] : *up.group->states_[up.index];
-    const GroupOptions& o = up.group->options;
-    const rules::AdamHyper hyper{o.lr, o.betas[0], o.betas[1], o.eps, o.weight_decay};
-    scalars[u] = rules::make_adam_scalars(hyper, decoupled, state.step + 1);
-    const kernels::AdamKernel kernel =
-        kernels.get(kernels::adam_variant(decoupled, state.amsgrad), state.format, state.dtype);
+    scalars[u] = rule.scalars(resolved[up.group_index].values.data(), state.row - rule.first_row, state.step + 1);
+    const kernels::Kernel kernel = kernels.get(state.row, state.format, state.dtype);
     const Parameter& p = up.group->params_[up.index];
     const bool first_step = state.step == 0;
     if (state.device == Device::kCUDA) {
-      cuda_step.add(state, p, kernels::adam_variant(decoupled, state.amsgrad), kernel, &scalars[u], first_step);
+      cuda_step.add(state, p, kernel, &scalars[u], first_step);
       continue;
     }
     if (state.placement == Placement::kOffload) {
@@ -319,23 +337,28 @@ void Optimizer::step() {
 //    checkpoint (torch.optim's) loads into an 8-bit optimizer; the same format loads
 //    bitwise.
 //  - its placement: state saved under `device` loads under `offload`, and so on.
-//  - amsgrad: a group with amsgrad=True needs the saved max_exp_avg_sq; with
-//    amsgrad=False a saved one is dropped (as torch ignores it).
+//  - its variant (the rule's states that the group's hyperparameters select): every
+//    state the variant keeps must be saved (a group with amsgrad=True needs the saved
+//    max_exp_avg_sq); a saved state of another variant of the rule is dropped (with
+//    amsgrad=False, max_exp_avg_sq, as torch ignores it). Arrays are matched by name.
 // A state with step 0 is "no state": the parameter starts afresh at its next step.
 // Parameters not listed keep their state.
 
 void Optimizer::load_state(std::vector<StateLoad> loads) {
   check_usable();
   // 1. Check every entry and convert it to its parameter's format; nothing changes yet.
+  const rules::RuleEntry& rule = entry_of(*rule_);
   std::vector<std::pair<std::size_t, std::size_t>> seen;
+  std::vector<int> rows;  // each load's kernel row
   for (StateLoad& load : loads) {
     find_state(load.group, load.index);  // checks the indices
     ParamGroup& group = groups_[load.group];
     seen.emplace_back(load.group, load.index);
-    engine::check_group_options(group.options, load.group);
+    const int row = engine::check_group_options(rule, group.options, &defaults_, load.group).row;
     const Parameter& p = group.params_[load.index];
-    engine::check_loaded_state(load.state, p.value.numel, group.options.amsgrad, load.group, load.index);
-    load.state = engine::converted(std::move(load.state), format_for(group.options, p), group.options.amsgrad);
+    engine::check_loaded_state(load.state, p.value.numel, rule, row, load.group, load.index);
+    load.state = engine::converted(std::move(load.state), format_for(group.options, p), row);
+    rows.push_back(row);
   }
   std::sort(seen.begin(), seen.end());
   const auto twice = std::adjacent_find(seen.begin(), seen.end());
@@ -354,12 +377,12 @@ void Optimizer::load_state(std::vector<StateLoad> loads) {
     const engine::ParamState* old = group.states_[load.index].get();
     const Placement placement = placement_for(group.options, p.overrides);
     if (old != nullptr && old->format == load.state.format && old->placement == placement &&
-        old->device == p.value.device &&
-        old->numel == p.value.numel && old->dtype == p.value.dtype && old->amsgrad == group.options.amsgrad) {
+        old->device == p.value.device && old->numel == p.value.numel && old->dtype == p.value.dtype &&
+        old->row == rows[l]) {
       continue;
     }
-    fresh[l] = engine::ParamState::make(load.state.format, p.value.dtype, p.value.numel,
-                                        group.options.amsgrad, placement, p.value.device);
+    fresh[l] = engine::ParamState::make(load.state.format, p.value.dtype, p.value.numel, rows[l], placement,
+                                        p.value.device);
     to_place.push_back(fresh[l].get());
   }
   tiers_->place(to_place);

@@ -16,8 +16,8 @@ namespace {
 
 // The state arrays of one record of n elements laid out as Note [Offload records] says.
 struct RecordLayout {
-  std::uint64_t absmax[2] = {0, 0};
-  std::uint64_t values[3] = {0, 0, 0};
+  std::uint64_t absmax[rules::kMaxStates] = {};
+  std::uint64_t values[rules::kMaxStates] = {};
   std::uint64_t bytes = 0;
 };
 
@@ -49,15 +49,17 @@ kernels::Chunk param_chunk(const Parameter& param, DType dtype, std::int64_t beg
 }  // namespace
 
 std::unique_ptr<ParamState> ParamState::make(StateFormat format, DType dtype, std::int64_t numel,
-                                             bool amsgrad, Placement placement, Device device) {
+                                             int row, Placement placement, Device device) {
   auto state = std::make_unique<ParamState>();
   state->format = format;
   state->dtype = dtype;
-  state->placement = placement;
   state->device = device;
   state->numel = numel;
-  state->amsgrad = amsgrad;
-  state->num_states = amsgrad ? 3 : 2;
+  state->row = row;
+  state->num_states = rules::row_spec(row).num_states;
+  // A rule without state (SGD without momentum) has nothing to page or stream: its
+  // update runs where the parameter is.
+  state->placement = state->num_states > 0 ? placement : Placement::kDevice;
   return state;
 }
 
@@ -113,26 +115,35 @@ kernels::Chunk ParamState::record_chunk(const Parameter& param, char* record, st
   return c;
 }
 
+namespace {
+
+const quant::DynamicCode& code_of(bool is_signed) {
+  return is_signed ? quant::signed_code() : quant::unsigned_code();
+}
+
+// The byte that fills state k's array when it is zero: fp32 zero is all-zero bytes, 8-bit
+// zero is the code's zero_index.
+std::uint8_t zero_byte(const ParamState& s, int k) {
+  return s.format == StateFormat::kQ8 ? code_of(s.spec().states[k].is_signed).zero_index : 0;
+}
+
+}  // namespace
+
 void ParamState::zero_fill(const kernels::Chunk& c) const {
   const auto count = static_cast<std::size_t>(c.n);
   if (format == StateFormat::kFp32) {
     for (int k = 0; k < num_states; ++k) std::fill_n(static_cast<float*>(c.state[k]), count, 0.0f);
     return;
   }
-  const std::uint8_t zero_code[2] = {quant::signed_code().zero_index, quant::unsigned_code().zero_index};
   const auto blocks = static_cast<std::size_t>(quant::q8_num_blocks(c.n));
   for (int k = 0; k < num_states; ++k) {
-    std::memset(c.state[k], zero_code[k], count);
+    std::memset(c.state[k], zero_byte(*this, k), count);
     std::fill_n(c.absmax[k], blocks, 0.0f);
   }
 }
 
 void ParamState::zero_fill_cuda(const kernels::Chunk& c, CudaStream stream) const {
-  // fp32 zero and absmax 0 are all-zero bytes; 8-bit zero is the code's zero_index.
-  const std::uint8_t zero_code[2] = {quant::signed_code().zero_index, quant::unsigned_code().zero_index};
-  for (int k = 0; k < num_states; ++k) {
-    memory::cuda::fill_async(c.state[k], format == StateFormat::kQ8 ? zero_code[k] : 0, array_bytes(k, c.n), stream);
-  }
+  for (int k = 0; k < num_states; ++k) memory::cuda::fill_async(c.state[k], zero_byte(*this, k), array_bytes(k, c.n), stream);
   for (int k = 0; k < num_absmax(); ++k) memory::cuda::fill_async(c.absmax[k], 0, absmax_bytes(c.n), stream);
 }
 
@@ -174,20 +185,19 @@ void ParamState::for_each_piece(const memory::StateFile* file, memory::IoKind io
 
 namespace {
 
-// A snapshot's arrays as a chunk of n elements in its format, to copy from or into.
+// A snapshot's arrays (in its row's order) as a chunk in its format, to copy from or into.
 kernels::Chunk snapshot_chunk(StateSnapshot& s) {
   kernels::Chunk c;
-  if (s.format == StateFormat::kFp32) {
-    c.state[0] = s.state1.data();
-    c.state[1] = s.state2.data();
-    c.state[2] = s.state2_max.empty() ? nullptr : s.state2_max.data();
-    c.n = static_cast<std::int64_t>(s.state1.size());
-  } else {
-    c.state[0] = s.state1_codes.data();
-    c.state[1] = s.state2_codes.data();
-    c.absmax[0] = s.absmax1.data();
-    c.absmax[1] = s.absmax2.data();
-    c.n = static_cast<std::int64_t>(s.state1_codes.size());
+  for (std::size_t k = 0; k < s.arrays.size(); ++k) {
+    StateArray& a = s.arrays[k];
+    if (s.format == StateFormat::kFp32) {
+      c.state[k] = a.values.data();
+      c.n = static_cast<std::int64_t>(a.values.size());
+    } else {
+      c.state[k] = a.codes.data();
+      c.absmax[k] = a.absmax.data();
+      c.n = static_cast<std::int64_t>(a.codes.size());
+    }
   }
   return c;
 }
@@ -216,15 +226,15 @@ StateSnapshot ParamState::snapshot(const memory::StateFile* file, CudaStream str
   s.format = format;
   s.placement = placement;
   const auto n = static_cast<std::size_t>(numel);
-  if (format == StateFormat::kFp32) {
-    s.state1.resize(n);
-    s.state2.resize(n);
-    if (amsgrad) s.state2_max.resize(n);
-  } else {
-    s.state1_codes.resize(n);
-    s.state2_codes.resize(n);
-    s.absmax1.resize(static_cast<std::size_t>(quant::q8_num_blocks(numel)));
-    s.absmax2.resize(s.absmax1.size());
+  for (int k = 0; k < num_states; ++k) {
+    StateArray& a = s.arrays.emplace_back();
+    a.name = spec().states[k].name;
+    if (format == StateFormat::kFp32) {
+      a.values.resize(n);
+    } else {
+      a.codes.resize(n);
+      a.absmax.resize(static_cast<std::size_t>(quant::q8_num_blocks(numel)));
+    }
   }
   const kernels::Chunk out = snapshot_chunk(s);
   for_each_piece(file, memory::IoKind::kRead, [&](const kernels::Chunk& c, std::int64_t begin) {
@@ -252,31 +262,31 @@ void ParamState::restore(const StateSnapshot& snapshot, const memory::StateFile*
   step = snapshot.step;
 }
 
-StateSnapshot converted(StateSnapshot s, StateFormat format, bool amsgrad) {
-  if (!amsgrad) s.state2_max.clear();
-  if (s.step == 0 || s.format == format) return s;
-  const quant::DynamicCode* codes[2] = {&quant::signed_code(), &quant::unsigned_code()};
-  if (format == StateFormat::kQ8) {
-    const auto n = static_cast<std::int64_t>(s.state1.size());
-    s.state1_codes.resize(s.state1.size());
-    s.state2_codes.resize(s.state2.size());
-    s.absmax1.resize(static_cast<std::size_t>(quant::q8_num_blocks(n)));
-    s.absmax2.resize(s.absmax1.size());
-    quant::quantize_reference(*codes[0], s.state1.data(), n, s.state1_codes.data(), s.absmax1.data());
-    quant::quantize_reference(*codes[1], s.state2.data(), n, s.state2_codes.data(), s.absmax2.data());
-    s.state1 = {};
-    s.state2 = {};
-  } else {
-    const auto n = static_cast<std::int64_t>(s.state1_codes.size());
-    s.state1.resize(s.state1_codes.size());
-    s.state2.resize(s.state2_codes.size());
-    quant::dequantize_reference(*codes[0], s.state1_codes.data(), s.absmax1.data(), n, s.state1.data());
-    quant::dequantize_reference(*codes[1], s.state2_codes.data(), s.absmax2.data(), n, s.state2.data());
-    s.state1_codes = {};
-    s.state2_codes = {};
-    s.absmax1 = {};
-    s.absmax2 = {};
+StateSnapshot converted(StateSnapshot s, StateFormat format, int row) {
+  if (s.step == 0) return s;
+  const rules::RowSpec& spec = rules::row_spec(row);
+  std::vector<StateArray> arrays;
+  for (int k = 0; k < spec.num_states; ++k) {
+    StateArray* found = s.find(spec.states[k].name);
+    OCTOPAGE_CHECK_RUNTIME(found != nullptr, "internal error: a loaded state without its ", spec.states[k].name);
+    StateArray a = std::move(*found);
+    const quant::DynamicCode& code = code_of(spec.states[k].is_signed);
+    if (s.format == StateFormat::kFp32 && format == StateFormat::kQ8) {
+      const auto n = static_cast<std::int64_t>(a.values.size());
+      a.codes.resize(a.values.size());
+      a.absmax.resize(static_cast<std::size_t>(quant::q8_num_blocks(n)));
+      quant::quantize_reference(code, a.values.data(), n, a.codes.data(), a.absmax.data());
+      a.values = {};
+    } else if (s.format == StateFormat::kQ8 && format == StateFormat::kFp32) {
+      const auto n = static_cast<std::int64_t>(a.codes.size());
+      a.values.resize(a.codes.size());
+      quant::dequantize_reference(code, a.codes.data(), a.absmax.data(), n, a.values.data());
+      a.codes = {};
+      a.absmax = {};
+    }
+    arrays.push_back(std::move(a));
   }
+  s.arrays = std::move(arrays);
   s.format = format;
   return s;
 }

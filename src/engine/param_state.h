@@ -10,6 +10,7 @@
 #include "octopage/cuda.h"
 #include "octopage/optimizer.h"
 #include "src/kernels/chunk.h"
+#include "src/rules/registry.h"
 #include "src/memory/buffer.h"
 #include "src/memory/io_queue.h"
 #include "src/memory/mapped_region.h"
@@ -34,14 +35,14 @@ struct ParamState {
   // `device`, managed memory for `paged`), the device of its parameter.
   Device device = Device::kCPU;
   std::int64_t numel = 0;
-  bool amsgrad = false;
+  int row = 0;  // the kernel row (rule and variant) the state was made for: rules::row_spec
   int num_states = 0;
 
   // kDevice and kPaged: the state arrays in memory, owned by `buffers` (device) or
   // `mapping` (paged; shared by the states placed in the same step).
-  char* values[3] = {nullptr, nullptr, nullptr};  // fp32 values, or 8-bit codes
-  float* absmax[2] = {nullptr, nullptr};          // 8-bit state only
-  memory::Buffer buffers[5];
+  char* values[rules::kMaxStates] = {};   // fp32 values, or 8-bit codes
+  float* absmax[rules::kMaxStates] = {};  // 8-bit state only
+  memory::Buffer buffers[2 * rules::kMaxStates];
   std::shared_ptr<memory::MappedRegion> mapping;
 
   // kOffload: see Note [Offload records]. The records are in the offload file at
@@ -55,8 +56,9 @@ struct ParamState {
 
   // The layout only; engine::Tiers gives it a home.
   static std::unique_ptr<ParamState> make(StateFormat format, DType dtype, std::int64_t numel,
-                                          bool amsgrad, Placement placement,
+                                          int row, Placement placement,
                                           Device device = Device::kCPU);
+  const rules::RowSpec& spec() const { return rules::row_spec(row); }
 
   std::size_t value_bytes() const { return format == StateFormat::kQ8 ? 1 : sizeof(float); }
   int num_absmax() const { return format == StateFormat::kQ8 ? num_states : 0; }
@@ -76,7 +78,8 @@ struct ParamState {
 
   // A kernel's view of elements [begin, begin + n) of `param` and this state, which lives
   // in memory (kDevice, kPaged) or, for kOffload, in `record`: the staged copy of the
-  // record that holds element `begin` (begin and n within that record).
+  // record that holds element `begin` (begin and n within that record). A `param`
+  // without buffers (a snapshot's) leaves the chunk's parameter and gradient null.
   kernels::Chunk chunk(const Parameter& param, std::int64_t begin, std::int64_t n) const;
   kernels::Chunk record_chunk(const Parameter& param, char* record, std::int64_t begin,
                               std::int64_t n) const;
@@ -90,8 +93,9 @@ struct ParamState {
   // A copy of the state; kOffload reads it from `file` (throws Error(kRuntime) on I/O
   // errors); kCUDA copies after the work on `stream`.
   StateSnapshot snapshot(const memory::StateFile* file, CudaStream stream = nullptr) const;
-  // Writes a checked snapshot of this state's format, numel and amsgrad setting into the
-  // state's home (kOffload: into `file`) and takes its step.
+  // Writes a checked snapshot of this state's format, numel and row (converted(): its
+  // arrays in the row's order) into the state's home (kOffload: into `file`) and takes
+  // its step.
   void restore(const StateSnapshot& snapshot, const memory::StateFile* file, CudaStream stream = nullptr);
 
  private:
@@ -102,8 +106,10 @@ struct ParamState {
   void for_each_piece(const memory::StateFile* file, memory::IoKind io, Visit visit) const;
 };
 
-// The snapshot in `format` (Note [Loading state]): the same values, quantized with the
-// reference encoder or decoded, with max_exp_avg_sq only when `amsgrad`.
-StateSnapshot converted(StateSnapshot snapshot, StateFormat format, bool amsgrad);
+// The snapshot with the arrays of kernel row `row`, in its order, in `format` (Note
+// [Loading state]): the same values, quantized with the reference encoder or decoded;
+// arrays the row does not keep are dropped. check_loaded_state() has checked that
+// every array the row keeps is there.
+StateSnapshot converted(StateSnapshot snapshot, StateFormat format, int row);
 
 }  // namespace octopage::engine

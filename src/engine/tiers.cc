@@ -11,9 +11,8 @@
 namespace octopage::engine {
 namespace {
 
-constexpr const char* kArrayNames[3] = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
-// The most bytes one 8-bit block of state can take: fp32 values of three states.
-constexpr std::uint64_t kMaxBlockBytes = 3 * quant::kQ8BlockSize * sizeof(float);
+// The most bytes one 8-bit block of state can take: fp32 values of the most states.
+constexpr std::uint64_t kMaxBlockBytes = rules::kMaxStates * quant::kQ8BlockSize * sizeof(float);
 
 }  // namespace
 
@@ -133,12 +132,13 @@ void Tiers::place(const std::vector<ParamState*>& states) {
 
 void Tiers::place_in_memory(ParamState& s, Allocator& allocator) {
   for (int k = 0; k < s.num_states; ++k) {
-    s.buffers[k] = memory::Buffer(allocator, s.array_bytes(k, s.numel), kArrayNames[k]);
+    s.buffers[k] = memory::Buffer(allocator, s.array_bytes(k, s.numel), s.spec().states[k].name);
     s.values[k] = s.buffers[k].as<char>();
   }
   for (int k = 0; k < s.num_absmax(); ++k) {
-    s.buffers[3 + k] = memory::Buffer(allocator, s.absmax_bytes(s.numel), "absmax");
-    s.absmax[k] = s.buffers[3 + k].as<float>();
+    memory::Buffer& buffer = s.buffers[rules::kMaxStates + k];
+    buffer = memory::Buffer(allocator, s.absmax_bytes(s.numel), "absmax");
+    s.absmax[k] = buffer.as<float>();
   }
 }
 

@@ -1,12 +1,13 @@
-// What a kernel works on: a contiguous run of one parameter's elements and its state.
-// Plain pointers, shared by CPU and CUDA kernels; kernels never allocate or throw.
+// What a kernel works on: a contiguous run of one parameter's elements and its state,
+// and the one kernel type and table that every backend fills. Plain pointers, shared by
+// CPU and CUDA kernels; kernels never allocate or throw.
 #pragma once
 
 #include <cstdint>
 
 #include "octopage/options.h"
 #include "octopage/tensor.h"
-#include "src/rules/adam.h"
+#include "src/rules/registry.h"
 
 namespace octopage::kernels {
 
@@ -16,31 +17,26 @@ struct Chunk {
   void* param = nullptr;
   const void* grad = nullptr;
   std::int64_t n = 0;
-  void* state[3] = {nullptr, nullptr, nullptr};  // fp32 values, or 8-bit codes
-  float* absmax[2] = {nullptr, nullptr};         // 8-bit state only
+  void* state[rules::kMaxStates] = {};   // fp32 values, or 8-bit codes
+  float* absmax[rules::kMaxStates] = {};  // 8-bit state only
 };
 
-using AdamKernel = void (*)(const Chunk& chunk, const rules::AdamScalars& scalars);
+using Kernel = void (*)(const Chunk& chunk, const rules::RuleScalars& scalars);
 
-enum class AdamVariant : int { kAdam, kAdamAmsgrad, kAdamW, kAdamWAmsgrad };
-inline constexpr int kNumAdamVariants = 4;
 inline constexpr int kNumStateFormats = 2;  // octopage::StateFormat
 inline constexpr int kNumDTypes = 3;        // octopage::DType
 
-constexpr AdamVariant adam_variant(bool decoupled, bool amsgrad) {
-  return static_cast<AdamVariant>((decoupled ? 2 : 0) + (amsgrad ? 1 : 0));
-}
+// Every kernel of one backend, indexed [row][state format][param dtype] (a row is one
+// variant of one registered rule: rules::row_spec); nullptr where the combination does
+// not exist (a row whose states are never 8-bit).
+struct KernelTable {
+  Kernel kernels[rules::kNumRows][kNumStateFormats][kNumDTypes] = {};
 
-// Every Adam kernel of one backend, indexed [variant][state format][param dtype];
-// nullptr where the combination does not exist (amsgrad has no 8-bit state).
-struct AdamKernelTable {
-  AdamKernel kernels[kNumAdamVariants][kNumStateFormats][kNumDTypes] = {};
-
-  AdamKernel& at(AdamVariant variant, StateFormat format, DType dtype) {
-    return kernels[static_cast<int>(variant)][static_cast<int>(format)][static_cast<int>(dtype)];
+  Kernel& at(int row, StateFormat format, DType dtype) {
+    return kernels[row][static_cast<int>(format)][static_cast<int>(dtype)];
   }
-  AdamKernel get(AdamVariant variant, StateFormat format, DType dtype) const {
-    return kernels[static_cast<int>(variant)][static_cast<int>(format)][static_cast<int>(dtype)];
+  Kernel get(int row, StateFormat format, DType dtype) const {
+    return kernels[row][static_cast<int>(format)][static_cast<int>(dtype)];
   }
 };
 

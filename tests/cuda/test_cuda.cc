@@ -9,13 +9,15 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "octopage/octopage.h"
 #include "src/kernels/cuda/cuda_kernels.h"
-#include "src/kernels/reference/adam_reference.h"
-#include "tests/adam_kernel_cases.h"
+#include "src/kernels/reference/reference_kernels.h"
+#include "tests/kernel_cases.h"
 #include "tests/test_util.h"
 
 namespace octopage {
@@ -101,7 +103,7 @@ TEST(CudaBuild, SaysWhetherItCanRun) {
 // passed as a CUDA buffer is refused. Either way before anything is created.
 TEST(CudaBuild, RefusesCudaBuffersItCannotStep) {
   std::vector<float> host(5000, 1.0f), grad(5000, 0.5f);
-  Optimizer opt(Rule::kAdamW);
+  Optimizer opt("adamw");
   const Parameter p{{host.data(), 5000, DType::kFloat32, Device::kCUDA},
                     {grad.data(), 5000, DType::kFloat32, Device::kCUDA}};
   try {
@@ -122,7 +124,7 @@ TEST(CudaBuild, RefusesParametersOnAnotherDevice) {
   void* p = nullptr;
   check(cudaMalloc(&p, 5000 * sizeof(float)));
   check(cudaSetDevice(0));
-  Optimizer opt(Rule::kAdamW);
+  Optimizer opt("adamw");
   try {
     opt.add_param_group({Parameter{{p, 5000, DType::kFloat32, Device::kCUDA}, {}}});
     ADD_FAILURE() << "a parameter on device 1 was accepted while device 0 is current";
@@ -133,7 +135,7 @@ TEST(CudaBuild, RefusesParametersOnAnotherDevice) {
   cudaFree(p);
 }
 
-// Every case and size of tests/adam_kernel_cases.h as tasks of one launch call (so
+// Every case and size of tests/kernel_cases.h as tasks of one launch call (so
 // several launches' worth of descriptors and tiles of many sizes), 3 steps, against
 // the scalar reference.
 TEST(CudaKernels, MatchTheReferenceBitwise) {
@@ -146,15 +148,15 @@ TEST(CudaKernels, MatchTheReferenceBitwise) {
       for (std::int64_t offset : {0, 1}) {
         const std::uint64_t seed = 1234 + static_cast<std::uint64_t>(n);
         expected.push_back(std::make_unique<KernelRun>(c, n, offset, seed));
-        expected.back()->run(kernels::adam_reference_kernels().get(c.variant(), c.format, c.dtype), 3);
+        expected.back()->run(kernels::reference_kernels().get(c.row, c.format, c.dtype), 3);
         actual.push_back(std::make_unique<KernelRun>(c, n, offset, seed));
         device.push_back(std::make_unique<DeviceChunk>(c, *actual.back(), n));
       }
     }
     for (int t = 1; t <= 3; ++t) {
       std::vector<kernels::cuda::CudaTask> tasks;
-      for (const auto& d : device) tasks.push_back({d->chunk(), rules::make_adam_scalars(testing::test_hyper(), c.decoupled, t)});
-      ASSERT_EQ(kernels::cuda::launch_adam(c.variant(), c.format, c.dtype, tasks.data(), tasks.size(), nullptr), 0);
+      for (const auto& d : device) tasks.push_back({d->chunk(), testing::test_scalars(c, t)});
+      ASSERT_EQ(kernels::cuda::launch(c.row, c.format, c.dtype, tasks.data(), tasks.size(), nullptr), 0);
     }
     check(cudaDeviceSynchronize());
     for (std::size_t r = 0; r < device.size(); ++r) {
@@ -171,7 +173,7 @@ struct CudaTrainingRun {
   std::vector<testing::TestParam> host;
   std::vector<std::unique_ptr<DeviceCopy>> values, grads;
   Optimizer opt;
-  CudaTrainingRun(Rule rule, GroupOptions options, DType dtype, const std::vector<std::int64_t>& sizes,
+  CudaTrainingRun(std::string_view rule, GroupOptions options, DType dtype, const std::vector<std::int64_t>& sizes,
                   TierOptions tiers = {})
       : opt(rule, options, std::move(tiers)) {
     host.reserve(sizes.size());
@@ -210,8 +212,8 @@ struct CudaTrainingRun {
 const std::vector<std::int64_t> kModelSizes = {5000, 100, 70000, 0, 257};
 
 GroupOptions options_for(int bits, Placement placement) {
-  GroupOptions o = default_options(Rule::kAdamW);
-  o.lr = 1e-2;
+  GroupOptions o = default_options("adamw");
+  o.set("lr", 1e-2);
   o.optim_bits = bits;
   o.placement = placement;
   return o;
@@ -229,7 +231,7 @@ TEST(CudaOptimizer, EveryPlacementMatchesTheCpuBitwise) {
   OCTOPAGE_REQUIRE_GPU();
   for (int bits : {32, 8}) {
     for (DType dtype : testing::kAllDTypes) {
-      testing::TrainingRun cpu(Rule::kAdamW, options_for(bits, Placement::kDevice), dtype, kModelSizes);
+      testing::TrainingRun cpu("adamw", options_for(bits, Placement::kDevice), dtype, kModelSizes);
       cpu.steps(5);
       for (Placement placement : {Placement::kDevice, Placement::kPaged, Placement::kOffload, Placement::kCpuStep}) {
         for (bool pinned : {true, false}) {
@@ -238,7 +240,7 @@ TEST(CudaOptimizer, EveryPlacementMatchesTheCpuBitwise) {
                        (pinned ? "" : " (pageable host memory)"));
           TierOptions tiers = small_rings();
           tiers.pin_host_memory = pinned;
-          CudaTrainingRun gpu(Rule::kAdamW, options_for(bits, placement), dtype, kModelSizes, tiers);
+          CudaTrainingRun gpu("adamw", options_for(bits, placement), dtype, kModelSizes, tiers);
           gpu.steps(5);
           testing::expect_same_bytes(cpu.bits(), gpu.bits());
           const MemoryReport report = gpu.opt.memory_report();
@@ -260,8 +262,8 @@ TEST(CudaOptimizer, EveryPlacementMatchesTheCpuBitwise) {
 // Paged state pushed to the host between steps comes back, and the run goes on bitwise.
 TEST(CudaOptimizer, PagedStatePagesOutAndComesBack) {
   OCTOPAGE_REQUIRE_GPU();
-  testing::TrainingRun cpu(Rule::kAdamW, options_for(8, Placement::kDevice), DType::kFloat32, kModelSizes);
-  CudaTrainingRun gpu(Rule::kAdamW, options_for(8, Placement::kPaged), DType::kFloat32, kModelSizes);
+  testing::TrainingRun cpu("adamw", options_for(8, Placement::kDevice), DType::kFloat32, kModelSizes);
+  CudaTrainingRun gpu("adamw", options_for(8, Placement::kPaged), DType::kFloat32, kModelSizes);
   for (int round = 0; round < 2; ++round) {
     cpu.steps(2);
     gpu.steps(2);
@@ -274,9 +276,9 @@ TEST(CudaOptimizer, RunsOnTheCallersStream) {
   OCTOPAGE_REQUIRE_GPU();
   cudaStream_t stream = nullptr;
   check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  testing::TrainingRun cpu(Rule::kAdam, options_for(8, Placement::kDevice), DType::kBFloat16, kModelSizes);
+  testing::TrainingRun cpu("adam", options_for(8, Placement::kDevice), DType::kBFloat16, kModelSizes);
   cpu.steps(4);
-  CudaTrainingRun gpu(Rule::kAdam, options_for(8, Placement::kDevice), DType::kBFloat16, kModelSizes);
+  CudaTrainingRun gpu("adam", options_for(8, Placement::kDevice), DType::kBFloat16, kModelSizes);
   gpu.opt.set_cuda_stream(stream);
   gpu.steps(4);
   testing::expect_same_bytes(cpu.bits(), gpu.bits());
@@ -289,9 +291,9 @@ TEST(CudaOptimizer, StateLoadsAcrossCpuAndCuda) {
   OCTOPAGE_REQUIRE_GPU();
   for (int bits : {32, 8}) {
     SCOPED_TRACE(std::to_string(bits) + "-bit");
-    testing::TrainingRun cpu(Rule::kAdamW, options_for(bits, Placement::kDevice), DType::kFloat32, kModelSizes);
+    testing::TrainingRun cpu("adamw", options_for(bits, Placement::kDevice), DType::kFloat32, kModelSizes);
     cpu.steps(3);
-    CudaTrainingRun gpu(Rule::kAdamW, options_for(bits, Placement::kPaged), DType::kFloat32, kModelSizes);
+    CudaTrainingRun gpu("adamw", options_for(bits, Placement::kPaged), DType::kFloat32, kModelSizes);
     std::vector<StateLoad> to_gpu;
     for (std::size_t k = 0; k < kModelSizes.size(); ++k) {
       to_gpu.push_back({0, k, cpu.opt.state(0, k)});
@@ -303,7 +305,7 @@ TEST(CudaOptimizer, StateLoadsAcrossCpuAndCuda) {
     gpu.steps(2);
     testing::expect_same_bytes(cpu.bits(), gpu.bits());
 
-    testing::TrainingRun back(Rule::kAdamW, options_for(bits, Placement::kDevice), DType::kFloat32, kModelSizes);
+    testing::TrainingRun back("adamw", options_for(bits, Placement::kDevice), DType::kFloat32, kModelSizes);
     std::vector<StateLoad> to_cpu;
     for (std::size_t k = 0; k < kModelSizes.size(); ++k) {
       to_cpu.push_back({0, k, gpu.opt.state(0, k)});

@@ -1,7 +1,7 @@
 // The parts of the `octopage` command line on their own: the LLaMA model has the
-// parameters llama_config.h lists and is causal; the generated text is deterministic and
-// its arithmetic is right; batches stay inside the text; tables quote CSV; charts are
-// PNGs of the stated size and bad chart input is refused.
+// parameters perf/llama_config.h lists and is causal; the generated text is
+// deterministic and its arithmetic is right; batches stay inside the text; tables quote
+// CSV; charts are PNGs of the stated size and bad chart input is refused.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -13,7 +13,7 @@
 
 #include <torch/torch.h>
 
-#include "tools/octopage/llama_config.h"
+#include "perf/llama_config.h"
 #include "tools/octopage/model.h"
 #include "tools/octopage/plot.h"
 #include "tools/octopage/table.h"
@@ -22,8 +22,8 @@
 namespace octopage::cli {
 namespace {
 
-LlamaConfig variant(std::string name, std::int64_t kv_heads, bool tied) {
-  LlamaConfig c = *find_llama_config("tiny");
+perf::LlamaConfig variant(std::string name, std::int64_t kv_heads, bool tied) {
+  perf::LlamaConfig c = *perf::find_llama_config("tiny");
   c.name = std::move(name);
   c.kv_heads = kv_heads;
   c.tied = tied;
@@ -31,22 +31,22 @@ LlamaConfig variant(std::string name, std::int64_t kv_heads, bool tied) {
 }
 
 TEST(Model, HasTheParametersTheConfigLists) {
-  for (const LlamaConfig& c : {*find_llama_config("tiny"), *find_llama_config("small"), variant("gqa", 2, false),
-                               variant("tied", 4, true)}) {
+  for (const perf::LlamaConfig& c : {*perf::find_llama_config("tiny"), *perf::find_llama_config("small"),
+                                     variant("gqa", 2, false), variant("tied", 4, true)}) {
     SCOPED_TRACE(c.name);
     Llama model(c, 16);
     const std::vector<::torch::Tensor> params = model->parameters();
-    const auto shapes = parameter_shapes(c);
+    const auto shapes = perf::parameter_shapes(c);
     ASSERT_EQ(params.size(), shapes.size());
     for (std::size_t i = 0; i < params.size(); ++i) EXPECT_EQ(params[i].sizes().vec(), shapes[i]) << i;
   }
   std::int64_t total = 0;
-  for (const ::torch::Tensor& p : Llama(*find_llama_config("tiny"), 16)->parameters()) total += p.numel();
-  EXPECT_EQ(total, parameter_count(*find_llama_config("tiny")));
+  for (const ::torch::Tensor& p : Llama(*perf::find_llama_config("tiny"), 16)->parameters()) total += p.numel();
+  EXPECT_EQ(total, perf::parameter_count(*perf::find_llama_config("tiny")));
 }
 
 TEST(Model, IsCausalAndDeterministic) {
-  const LlamaConfig c = variant("gqa", 2, false);
+  const perf::LlamaConfig c = variant("gqa", 2, false);
   ::torch::manual_seed(3);
   Llama model(c, 16);
   ::torch::Tensor tokens = ::torch::randint(0, 256, {2, 12}, ::torch::kInt64);

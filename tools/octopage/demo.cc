@@ -19,8 +19,8 @@
 #include <nlohmann/json.hpp>
 
 #include "octopage/options.h"
+#include "perf/llama_config.h"
 #include "tools/octopage/args.h"
-#include "tools/octopage/llama_config.h"
 #include "tools/octopage/optimizers.h"
 #include "tools/octopage/plot.h"
 #include "tools/octopage/table.h"
@@ -93,8 +93,8 @@ DemoOptions parse(int argc, char** argv) {
       {"--chunk-kib", [&](std::string_view v) { chunk = std::to_string(parse_integer("--chunk-kib", v, 1)); }},
       {"--quiet", [&](std::string_view) { d.train_args.push_back("--quiet"); }, false},
   });
-  if (find_llama_config(model) == nullptr) {
-    throw UsageError("expected --model " + llama_config_names() + ", got '" + model + "'");
+  if (perf::find_llama_config(model) == nullptr) {
+    throw UsageError("expected --model " + perf::llama_config_names() + ", got '" + model + "'");
   }
   pass("--model", model);
   pass("--ring-kib", ring);

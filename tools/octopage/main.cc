@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "bench/step_bench.h"
+#include "perf/step_bench.h"
 #include "tools/octopage/args.h"
 #include "tools/octopage/demo.h"
 #include "tools/octopage/memory.h"
@@ -102,7 +102,7 @@ struct Command {
 };
 
 // step_bench_main skips argv[0], which is the command's name here.
-int run_bench(int argc, char** argv) { return bench::step_bench_main(argc + 1, argv - 1, "octopage bench"); }
+int run_bench(int argc, char** argv) { return perf::step_bench_main(argc + 1, argv - 1, "octopage bench"); }
 
 const Command kCommands[] = {
     {"demo", kDemoUsage, run_demo},

@@ -8,8 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "octopage/octopage.h"
+#include "perf/llama_config.h"
 #include "tools/octopage/args.h"
-#include "tools/octopage/llama_config.h"
 #include "tools/octopage/optimizers.h"
 #include "tools/octopage/table.h"
 
@@ -37,7 +37,7 @@ options (--flag value or --flag=value):
 namespace {
 
 struct MemoryOptions {
-  LlamaConfig model = *find_llama_config("llama-220m");
+  perf::LlamaConfig model = *perf::find_llama_config("llama-220m");
   std::vector<const OptimizerChoice*> optimizers;
   std::int64_t dtype_bytes = 4;
   TierOptions tiers;
@@ -51,8 +51,8 @@ MemoryOptions parse(int argc, char** argv) {
   bool tied = false;
   parse_flags(argc, argv, 0, {
       {"--model", [&](std::string_view v) {
-         const LlamaConfig* config = find_llama_config(v);
-         if (config == nullptr) throw UsageError("expected --model " + llama_config_names() + ", got '" + std::string(v) + "'");
+         const perf::LlamaConfig* config = perf::find_llama_config(v);
+         if (config == nullptr) throw UsageError("expected --model " + perf::llama_config_names() + ", got '" + std::string(v) + "'");
          m.model = *config;
        }},
       {"--optimizers", [&](std::string_view v) { keys = parse_list("--optimizers", v); }},
@@ -81,15 +81,15 @@ MemoryOptions parse(int argc, char** argv) {
 
 int run_memory(int argc, char** argv) {
   const MemoryOptions m = parse(argc, argv);
-  const std::vector<std::int64_t> numels = parameter_numels(m.model);
-  const double params = static_cast<double>(parameter_count(m.model) * m.dtype_bytes);
+  const std::vector<std::int64_t> numels = perf::parameter_numels(m.model);
+  const double params = static_cast<double>(perf::parameter_count(m.model) * m.dtype_bytes);
 
   nlohmann::json rows = nlohmann::json::array();
   for (const OptimizerChoice* c : m.optimizers) {
-    GroupOptions options = default_options(Rule::kAdamW);
+    GroupOptions options = default_options("adamw");
     options.optim_bits = c->bits;
     options.placement = c->placement;
-    const MemoryReport r = plan_memory(numels, options, m.tiers);
+    const MemoryReport r = plan_memory("adamw", numels, options, m.tiers);
     const double ram = static_cast<double>(r.state_bytes_in(Tier::kHost));
     rows.push_back({{"optimizer", c->key}, {"name", c->name}, {"param_bytes", params}, {"grad_bytes", params},
                     {"state_ram_bytes", ram}, {"state_file_bytes", r.state_bytes_in(Tier::kFile)},
@@ -103,12 +103,12 @@ int run_memory(int argc, char** argv) {
     row["peak_ram_saved"] = 1.0 - row["peak_ram_bytes"].get<double>() / base["peak_ram_bytes"].get<double>();
   }
   if (m.json) {
-    std::cout << nlohmann::json{{"kind", "memory"}, {"model", m.model.name}, {"parameters", parameter_count(m.model)},
+    std::cout << nlohmann::json{{"kind", "memory"}, {"model", m.model.name}, {"parameters", perf::parameter_count(m.model)},
                                 {"dtype_bytes", m.dtype_bytes}, {"optimizers", rows}}.dump(1) << "\n";
     return 0;
   }
   Table t;
-  t.header.push_back(m.model.name + " (" + fixed(static_cast<double>(parameter_count(m.model)) / 1e6, 1) + "M params)");
+  t.header.push_back(m.model.name + " (" + fixed(static_cast<double>(perf::parameter_count(m.model)) / 1e6, 1) + "M params)");
   for (const auto& row : rows) t.header.push_back(row["name"]);
   const auto add = [&](const std::string& label, auto cell) {
     std::vector<std::string> line{label};

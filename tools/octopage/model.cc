@@ -29,7 +29,7 @@ RmsNormImpl::RmsNormImpl(std::int64_t dim) : weight_(register_parameter("weight"
   return x * ::torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + 1e-5) * weight_;
 }
 
-AttentionImpl::AttentionImpl(const LlamaConfig& c)
+AttentionImpl::AttentionImpl(const perf::LlamaConfig& c)
     : heads_(c.heads), kv_heads_(c.kv_heads), head_dim_(c.head_dim()),
       q_(register_module("q", linear(c.hidden, c.hidden))),
       k_(register_module("k", linear(c.hidden, c.kv_dim()))),
@@ -52,14 +52,14 @@ AttentionImpl::AttentionImpl(const LlamaConfig& c)
   return o_(y.transpose(1, 2).reshape({batch, time, heads_ * head_dim_}));
 }
 
-MlpImpl::MlpImpl(const LlamaConfig& c)
+MlpImpl::MlpImpl(const perf::LlamaConfig& c)
     : gate_(register_module("gate", linear(c.hidden, c.intermediate))),
       up_(register_module("up", linear(c.hidden, c.intermediate))),
       down_(register_module("down", linear(c.intermediate, c.hidden))) {}
 
 ::torch::Tensor MlpImpl::forward(const ::torch::Tensor& x) { return down_(F::silu(gate_(x)) * up_(x)); }
 
-BlockImpl::BlockImpl(const LlamaConfig& c)
+BlockImpl::BlockImpl(const perf::LlamaConfig& c)
     : attention_norm_(register_module("attention_norm", RmsNorm(c.hidden))),
       attention_(register_module("attention", Attention(c))),
       mlp_norm_(register_module("mlp_norm", RmsNorm(c.hidden))),
@@ -70,7 +70,7 @@ BlockImpl::BlockImpl(const LlamaConfig& c)
   return h + mlp_(mlp_norm_(h));
 }
 
-LlamaImpl::LlamaImpl(const LlamaConfig& c, std::int64_t max_sequence) : config_(c) {
+LlamaImpl::LlamaImpl(const perf::LlamaConfig& c, std::int64_t max_sequence) : config_(c) {
   embedding_ = register_module("embedding", ::torch::nn::Embedding(c.vocab, c.hidden));
   layers_ = register_module("layers", ::torch::nn::ModuleList());
   for (std::int64_t l = 0; l < c.layers; ++l) layers_->push_back(Block(c));

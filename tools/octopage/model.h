@@ -2,7 +2,7 @@
 // embedding; per layer RMSNorm, causal self-attention with rotary position embedding
 // (grouped-query when kv_heads < heads), RMSNorm, SwiGLU MLP, each with a residual; a
 // final RMSNorm and the output head (or the embedding's weight when tied). Its
-// parameters are parameter_shapes(config), in that order. No dropout, no bias: a
+// parameters are perf::parameter_shapes(config), in that order. No dropout, no bias: a
 // forward pass is a function of the weights and the tokens.
 #pragma once
 
@@ -10,7 +10,7 @@
 
 #include <torch/torch.h>
 
-#include "tools/octopage/llama_config.h"
+#include "perf/llama_config.h"
 
 // TORCH_MODULE with torch named from the global namespace: inside namespace octopage,
 // `torch::` is octopage::torch (the LibTorch optimizer classes).
@@ -35,7 +35,7 @@ OCTOPAGE_CLI_MODULE(RmsNorm);
 
 class AttentionImpl : public ::torch::nn::Module {
  public:
-  explicit AttentionImpl(const LlamaConfig& config);
+  explicit AttentionImpl(const perf::LlamaConfig& config);
   // x: (batch, time, hidden); cos, sin: (time, head_dim / 2).
   ::torch::Tensor forward(const ::torch::Tensor& x, const ::torch::Tensor& cos, const ::torch::Tensor& sin);
 
@@ -47,7 +47,7 @@ OCTOPAGE_CLI_MODULE(Attention);
 
 class MlpImpl : public ::torch::nn::Module {
  public:
-  explicit MlpImpl(const LlamaConfig& config);
+  explicit MlpImpl(const perf::LlamaConfig& config);
   ::torch::Tensor forward(const ::torch::Tensor& x);  // down(silu(gate(x)) * up(x))
 
  private:
@@ -57,7 +57,7 @@ OCTOPAGE_CLI_MODULE(Mlp);
 
 class BlockImpl : public ::torch::nn::Module {
  public:
-  explicit BlockImpl(const LlamaConfig& config);
+  explicit BlockImpl(const perf::LlamaConfig& config);
   ::torch::Tensor forward(const ::torch::Tensor& x, const ::torch::Tensor& cos, const ::torch::Tensor& sin);
 
  private:
@@ -72,15 +72,15 @@ class LlamaImpl : public ::torch::nn::Module {
  public:
   // Weights from torch's current random generator: normal(0, 0.02), the projections
   // into the residual stream (o, down) scaled by 1/sqrt(2 * layers); norms 1.
-  LlamaImpl(const LlamaConfig& config, std::int64_t max_sequence);
+  LlamaImpl(const perf::LlamaConfig& config, std::int64_t max_sequence);
   // tokens: (batch, time) int64, time <= max_sequence; returns logits (batch, time, vocab).
   ::torch::Tensor forward(const ::torch::Tensor& tokens);
   // Mean cross-entropy of predicting tokens[:, 1:] from tokens[:, :-1].
   ::torch::Tensor loss(const ::torch::Tensor& tokens);
-  const LlamaConfig& config() const { return config_; }
+  const perf::LlamaConfig& config() const { return config_; }
 
  private:
-  LlamaConfig config_;
+  perf::LlamaConfig config_;
   ::torch::nn::Embedding embedding_{nullptr};
   ::torch::nn::ModuleList layers_;
   RmsNorm norm_{nullptr};

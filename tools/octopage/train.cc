@@ -215,8 +215,8 @@ json load_checkpoint(const fs::path& dir, const TrainOptions& o, Llama& model, :
 }  // namespace
 
 void check_train_options(const TrainOptions& o) {
-  if (find_llama_config(o.model) == nullptr) {
-    throw UsageError("expected --model " + llama_config_names() + ", got '" + o.model + "'");
+  if (perf::find_llama_config(o.model) == nullptr) {
+    throw UsageError("expected --model " + perf::llama_config_names() + ", got '" + o.model + "'");
   }
   if (find_optimizer(o.optimizer) == nullptr) {
     throw UsageError("expected --optimizer " + optimizer_keys() + ", got '" + o.optimizer + "'");
@@ -229,7 +229,7 @@ void check_train_options(const TrainOptions& o) {
     throw UsageError("expected --sequence below " + std::to_string(kEvalTextBytes) + ", got " + std::to_string(o.sequence));
   }
   try {  // the offload directory and the ring, as the optimizer will check them
-    octopage::Optimizer check(Rule::kAdamW, default_options(Rule::kAdamW), tier_options(o));
+    octopage::Optimizer check("adamw", default_options("adamw"), tier_options(o));
   } catch (const octopage::Error& e) {
     throw UsageError(e.what());
   }
@@ -240,7 +240,7 @@ void check_train_options(const TrainOptions& o) {
 
 json train(const TrainOptions& o) {
   check_train_options(o);
-  LlamaConfig config = *find_llama_config(o.model);
+  perf::LlamaConfig config = *perf::find_llama_config(o.model);
   config.tied = config.tied || o.tie_embeddings;
   const OptimizerChoice& choice = *find_optimizer(o.optimizer);
   if (o.threads > 0) ::torch::set_num_threads(o.threads);
@@ -310,7 +310,7 @@ json train(const TrainOptions& o) {
   json result = {
       {"kind", "train"}, {"optimizer", choice.key}, {"optimizer_name", choice.name},
       {"options", run_options(o)}, {"threads", ::torch::get_num_threads()},
-      {"parameters", parameter_count(config)}, {"first_step", first}, {"last_step", last},
+      {"parameters", perf::parameter_count(config)}, {"first_step", first}, {"last_step", last},
       {"losses", losses}, {"final_train_loss", final_train_loss}, {"eval_loss", eval_loss},
       {"step_ms", 1e3 * median(step_seconds)}, {"optimizer_step_ms", 1e3 * median(optimizer_seconds)},
       {"tokens_per_s", train_seconds > 0 ? static_cast<double>((last - first - 1) * o.batch * o.sequence) / train_seconds : 0.0},

@@ -5,15 +5,17 @@
 
 #include <algorithm>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include <ATen/Parallel.h>
 #include <c10/core/Allocator.h>
 #include <c10/core/GradMode.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
-#include <mutex>
-#include <unordered_map>
 #include <torch/serialize/archive.h>
 #include <torch/types.h>
 
@@ -133,20 +135,22 @@ AdamOptions class_defaults(const AdamOptions& given, const Variant& variant) {
                       " places its state 'paged': expected placement unset or 'paged', got '",
                       placement_name(given.placement()), "'");
   }
-  const GroupOptions core = default_options(variant.rule);
+  const GroupOptions core = translated([&] { return default_options(variant.rule); });
+  const std::vector<double>& betas = core.values("betas");
   AdamOptions base;
-  base.lr(core.lr)
-      .betas({core.betas[0], core.betas[1]})
-      .eps(core.eps)
-      .weight_decay(core.weight_decay)
-      .amsgrad(core.amsgrad)
+  base.lr(core.get("lr"))
+      .betas({betas.at(0), betas.at(1)})
+      .eps(core.get("eps"))
+      .weight_decay(core.get("weight_decay"))
+      .amsgrad(core.get("amsgrad") != 0.0)
       .optim_bits(variant.bits != 0 ? variant.bits : core.optim_bits)
       .min_8bit_size(core.min_8bit_size)
       .placement(variant.paged ? Placement::kPaged : core.placement);
   return given.over(base);
 }
 
-octopage::Optimizer make_core(Rule rule, const ::torch::optim::OptimizerOptions& defaults, TierOptions tiers) {
+octopage::Optimizer make_core(const char* rule, const ::torch::optim::OptimizerOptions& defaults,
+                              TierOptions tiers) {
   const auto& options = static_cast<const AdamOptions&>(defaults);
   return translated([&] { return octopage::Optimizer(rule, options.group_options(), std::move(tiers)); });
 }
@@ -167,27 +171,63 @@ std::vector<T> values_of(const ::torch::Tensor& t) {
   return std::vector<T>(begin, begin + dense.numel());
 }
 
-void write_state(OutputArchive& archive, StateSnapshot s, const ::torch::Tensor& param) {
+// The states of every variant of `rule`, each once, in registry order: what a checkpoint
+// of the rule may hold.
+std::vector<StateInfo> rule_states(const RuleInfo& rule) {
+  std::vector<StateInfo> states;
+  for (const VariantInfo& variant : rule.variants) {
+    for (const StateInfo& state : variant.states) {
+      const auto same = [&](const StateInfo& known) { return known.name == state.name; };
+      if (std::none_of(states.begin(), states.end(), same)) states.push_back(state);
+    }
+  }
+  return states;
+}
+
+const StateInfo& state_info(const std::vector<StateInfo>& states, const std::string& name) {
+  for (const StateInfo& state : states) {
+    if (state.name == name) return state;
+  }
+  TORCH_CHECK(false, "expected a state of the optimizer's rule, got the core's state array '", name, "'");
+}
+
+// Note [Archive state keys]
+// A parameter's state in the archive, by the registry's names for the rule's states
+// (octopage::StateInfo), so a rule's states need no code here: 32-bit state, each state's
+// values under torch's name (exp_avg, ...); 8-bit state, its codes under bitsandbytes'
+// name (state1, ...) and its absmax under bitsandbytes' absmax name: absmax1 for state1
+// ("absmax" and what follows "state"), <name>_absmax for a name not of that form.
+std::string absmax_key(const StateInfo& state) {
+  constexpr std::string_view kCodesPrefix = "state";
+  const std::string& codes = state.bnb_name;
+  if (codes.size() > kCodesPrefix.size() && codes.compare(0, kCodesPrefix.size(), kCodesPrefix) == 0) {
+    return "absmax" + codes.substr(kCodesPrefix.size());
+  }
+  return codes + "_absmax";
+}
+
+// See Note [Archive state keys].
+void write_state(OutputArchive& archive, StateSnapshot s, const ::torch::Tensor& param,
+                 const std::vector<StateInfo>& states) {
   archive.write("step", c10::IValue(s.step));
-  const auto write = [&](const char* key, ::torch::Tensor t, bool shaped) {
+  const auto write = [&](const std::string& key, ::torch::Tensor t, bool shaped) {
     if (shaped && t.numel() == param.numel()) t = t.view(param.sizes());
     archive.write(key, c10::IValue(t));
   };
-  if (s.format == StateFormat::kFp32) {  // torch::optim::AdamParamState's keys
-    write("exp_avg", tensor_of(std::move(s.state1), ::torch::kFloat), true);
-    write("exp_avg_sq", tensor_of(std::move(s.state2), ::torch::kFloat), true);
-    if (!s.state2_max.empty()) write("max_exp_avg_sq", tensor_of(std::move(s.state2_max), ::torch::kFloat), true);
-  } else {  // bitsandbytes' keys
-    write("state1", tensor_of(std::move(s.state1_codes), ::torch::kByte), true);
-    write("state2", tensor_of(std::move(s.state2_codes), ::torch::kByte), true);
-    write("absmax1", tensor_of(std::move(s.absmax1), ::torch::kFloat), false);
-    write("absmax2", tensor_of(std::move(s.absmax2), ::torch::kFloat), false);
+  for (StateArray& array : s.arrays) {
+    const StateInfo& state = state_info(states, array.name);
+    if (s.format == StateFormat::kFp32) {
+      write(state.name, tensor_of(std::move(array.values), ::torch::kFloat), true);
+    } else {
+      write(state.bnb_name, tensor_of(std::move(array.codes), ::torch::kByte), true);
+      write(absmax_key(state), tensor_of(std::move(array.absmax), ::torch::kFloat), false);
+    }
   }
 }
 
 // The tensor under `key`, or an undefined tensor when the archive has none.
-::torch::Tensor read_tensor(InputArchive& archive, const char* key, ::torch::ScalarType type, std::size_t group,
-                            std::size_t index) {
+::torch::Tensor read_tensor(InputArchive& archive, const std::string& key, ::torch::ScalarType type,
+                            std::size_t group, std::size_t index) {
   c10::IValue value;
   if (!archive.try_read(key, value)) return {};
   TORCH_CHECK_VALUE(value.isTensor(), "param group ", group, ", parameter ", index, ": expected ", key,
@@ -203,29 +243,47 @@ void write_state(OutputArchive& archive, StateSnapshot s, const ::torch::Tensor&
   return t;
 }
 
-StateSnapshot read_state(InputArchive& archive, std::size_t group, std::size_t index) {
+// Whether the archive holds `state`'s 8-bit codes: under a key only 8-bit state uses, or
+// as bytes under a key it shares with 32-bit state.
+bool has_codes(InputArchive& archive, const StateInfo& state) {
+  c10::IValue value;
+  if (!archive.try_read(state.bnb_name, value)) return false;
+  return state.bnb_name != state.name || (value.isTensor() && value.toTensor().scalar_type() == ::torch::kByte);
+}
+
+// See Note [Archive state keys]. Takes every state of the rule the archive has; the core
+// checks that the parameter's variant finds its states there (Note [Loading state]).
+StateSnapshot read_state(InputArchive& archive, const std::vector<StateInfo>& states, std::size_t group,
+                         std::size_t index) {
   StateSnapshot s;
   c10::IValue step;
   TORCH_CHECK_VALUE(archive.try_read("step", step), "param group ", group, ", parameter ", index,
                     ": expected a step in the checkpoint's state");
   s.step = step.isTensor() ? step.toTensor().item<std::int64_t>() : step.toInt();
-  const auto require = [&](const ::torch::Tensor& t, const char* key) {
+  const auto require = [&](const ::torch::Tensor& t, const std::string& key) {
     TORCH_CHECK_VALUE(t.defined(), "param group ", group, ", parameter ", index, ": expected ", key,
                       " in the checkpoint's state, which has step ", s.step);
     return t;
   };
-  if (::torch::Tensor codes1 = read_tensor(archive, "state1", ::torch::kByte, group, index); codes1.defined()) {
+  const auto coded = [&](const StateInfo& state) { return has_codes(archive, state); };
+  if (std::any_of(states.begin(), states.end(), coded)) {
     s.format = StateFormat::kQ8;
-    s.state1_codes = values_of<std::uint8_t>(codes1);
-    s.state2_codes = values_of<std::uint8_t>(require(read_tensor(archive, "state2", ::torch::kByte, group, index), "state2"));
-    s.absmax1 = values_of<float>(require(read_tensor(archive, "absmax1", ::torch::kFloat, group, index), "absmax1"));
-    s.absmax2 = values_of<float>(require(read_tensor(archive, "absmax2", ::torch::kFloat, group, index), "absmax2"));
+    for (const StateInfo& state : states) {
+      if (!coded(state)) continue;
+      StateArray& array = s.arrays.emplace_back();
+      array.name = state.name;
+      array.codes = values_of<std::uint8_t>(read_tensor(archive, state.bnb_name, ::torch::kByte, group, index));
+      const std::string absmax = absmax_key(state);
+      array.absmax = values_of<float>(require(read_tensor(archive, absmax, ::torch::kFloat, group, index), absmax));
+    }
   } else if (s.step > 0) {
     s.format = StateFormat::kFp32;
-    s.state1 = values_of<float>(require(read_tensor(archive, "exp_avg", ::torch::kFloat, group, index), "exp_avg"));
-    s.state2 = values_of<float>(require(read_tensor(archive, "exp_avg_sq", ::torch::kFloat, group, index), "exp_avg_sq"));
-    if (::torch::Tensor max = read_tensor(archive, "max_exp_avg_sq", ::torch::kFloat, group, index); max.defined()) {
-      s.state2_max = values_of<float>(max);
+    for (const StateInfo& state : states) {
+      ::torch::Tensor values = read_tensor(archive, state.name, ::torch::kFloat, group, index);
+      if (!values.defined()) continue;
+      StateArray& array = s.arrays.emplace_back();
+      array.name = state.name;
+      array.values = values_of<float>(values);
     }
   }
   return s;
@@ -268,14 +326,14 @@ AdamOptions AdamOptions::over(const AdamOptions& base) const {
 
 GroupOptions AdamOptions::group_options() const {
   GroupOptions g;
-  g.lr = lr_;
-  g.betas = {std::get<0>(betas_), std::get<1>(betas_)};
-  g.eps = eps_;
-  g.weight_decay = weight_decay_;
-  g.amsgrad = amsgrad_;
   g.optim_bits = optim_bits_;
   g.min_8bit_size = min_8bit_size_;
   g.placement = placement_;
+  g.set("lr", lr_);
+  g.set("betas", {std::get<0>(betas_), std::get<1>(betas_)});
+  g.set("eps", eps_);
+  g.set("weight_decay", weight_decay_);
+  g.set("amsgrad", amsgrad_ ? 1.0 : 0.0);
   return g;
 }
 
@@ -428,6 +486,7 @@ void Optimizer::page_out() {
 // params/size, params/<i> (the key of parameter i's state) and options. torch keys state
 // by a TensorImpl address; here the key is the parameter's position across all groups.
 // Loading maps the checkpoint's parameters to this optimizer's by position, as torch does.
+// A parameter's state keys are Note [Archive state keys].
 
 void Optimizer::save(OutputArchive& archive) const {
   archive.write("pytorch_version", c10::IValue(kTorchArchiveVersion));
@@ -435,6 +494,7 @@ void Optimizer::save(OutputArchive& archive) const {
   OutputArchive state(archive.compilation_unit());
   OutputArchive groups(archive.compilation_unit());
   groups.write("param_groups/size", ::torch::tensor(static_cast<std::int64_t>(param_groups_.size())));
+  const std::vector<StateInfo> states = rule_states(core_.rule());
   std::int64_t key = 0;
   for (std::size_t g = 0; g < param_groups_.size(); ++g) {
     const std::vector<::torch::Tensor>& params = param_groups_[g].params();
@@ -446,7 +506,7 @@ void Optimizer::save(OutputArchive& archive) const {
       StateSnapshot snapshot = core_state(g, i);
       if (snapshot.step == 0) continue;
       OutputArchive param_state(archive.compilation_unit());
-      write_state(param_state, std::move(snapshot), params[i]);
+      write_state(param_state, std::move(snapshot), params[i], states);
       state.write(std::to_string(key), param_state);
     }
     OutputArchive options_archive(archive.compilation_unit());
@@ -474,6 +534,7 @@ void Optimizer::load(InputArchive& archive) {
                     num_groups);
 
   // Read everything first: nothing changes unless the whole checkpoint fits.
+  const std::vector<StateInfo> states = rule_states(core_.rule());
   std::vector<StateLoad> loads;
   std::vector<AdamOptions> saved(param_groups_.size());
   for (std::size_t g = 0; g < param_groups_.size(); ++g) {
@@ -494,7 +555,7 @@ void Optimizer::load(InputArchive& archive) {
       load.group = g;
       load.index = i;
       InputArchive param_state;
-      if (state.try_read(key.toStringRef(), param_state)) load.state = read_state(param_state, g, i);
+      if (state.try_read(key.toStringRef(), param_state)) load.state = read_state(param_state, states, g, i);
       loads.push_back(std::move(load));
     }
   }

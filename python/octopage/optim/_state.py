@@ -1,12 +1,15 @@
 """Optimizer state as torch tensors, in bitsandbytes' layout, and back to the core.
 
-A parameter's state is ``{"step": int, "state1": ..., "state2": ...}`` with, for 8-bit
-state, uint8 code tensors ``state1``/``state2`` shaped like the parameter, fp32
-``absmax1``/``absmax2`` (one per block of 256 values) and the codes ``qmap1``/``qmap2``;
-for 32-bit state fp32 ``state1``/``state2`` (torch's exp_avg and exp_avg_sq) and, with
-amsgrad, ``max_exp_avg_sq``. ``state_dict()`` wraps the quantization tensors under
-``__bnb_optimizer_quant_state__`` as bitsandbytes does (so FSDP does not try to gather
-them). Loading also takes torch.optim's names (exp_avg, exp_avg_sq) and tensor steps.
+The core names a rule's states as torch does (exp_avg, ...); each has a bitsandbytes
+name too (its StateInfo's bnb_name: state1, ...), which the entries here use. A
+parameter's state is ``{"step": int, "state1": ..., "state2": ...}`` with, for 8-bit
+state, uint8 code tensors ``stateK`` shaped like the parameter, fp32 ``absmaxK`` (one
+per block of 256 values) and the codes ``qmapK``; for 32-bit state fp32 ``stateK``
+(Adam's: exp_avg and exp_avg_sq) and states without a bitsandbytes counterpart under
+torch's name (Adam's amsgrad: ``max_exp_avg_sq``). ``state_dict()`` wraps the
+quantization tensors under ``__bnb_optimizer_quant_state__`` as bitsandbytes does (so
+FSDP does not try to gather them). Loading also takes torch.optim's names and tensor
+steps.
 """
 import numbers
 from collections.abc import Mapping, MutableMapping
@@ -35,7 +38,29 @@ def q8_num_blocks(numel):
     return -(-numel // _core.Q8_BLOCK_SIZE)
 
 
-def to_tensors(core_state, p):
+def state_keys(state):
+    """bitsandbytes' keys of one state of a rule (a StateInfo of the registry): its
+    values' or codes' (bnb_name), and for 8-bit state its absmax's and code's:
+    "stateK" -> "absmaxK", "qmapK"."""
+    key = state["bnb_name"]
+    suffix = key[len("state"):] if key.startswith("state") else ""
+    if suffix.isdigit():
+        return key, "absmax" + suffix, "qmap" + suffix
+    return key, key + "_absmax", key + "_qmap"
+
+
+def core_arrays(core_state, rule):
+    """The state the core returned, flat, by bitsandbytes' keys (NumPy arrays, no qmaps)."""
+    out = {k: core_state[k] for k in ("step", "format", "placement")}
+    for name, values in core_state["states"].items():
+        key, absmax_key, _ = state_keys(rule.states[name])
+        out[key] = values
+        if core_state["format"] == "8bit":
+            out[absmax_key] = core_state["absmax"][name]
+    return out
+
+
+def to_tensors(core_state, p, rule):
     """The state the core returned (NumPy arrays) for parameter p as bitsandbytes' unwrapped
     entry. For a DTensor p, the state of its local shard as DTensors (Note [Sharded 8-bit
     absmax] in _dtensor.py)."""
@@ -44,22 +69,22 @@ def to_tensors(core_state, p):
     # A CUDA parameter's state comes back on its device, as torch.optim and bitsandbytes keep it.
     device = p.device if not sharded and p.is_cuda else torch.device("cpu")
 
-    def shaped(key):
-        local = torch.from_numpy(core_state[key]).view(shape).to(device)
+    def shaped(array):
+        local = torch.from_numpy(array).view(shape).to(device)
         return _dtensor.like_param(local, p) if sharded else local
 
-    def absmax(key):
-        local = torch.from_numpy(core_state[key]).to(device)
+    def absmax(array):
+        local = torch.from_numpy(array).to(device)
         return _dtensor.sharded_absmax(local, p, q8_num_blocks) if sharded else local
 
     entry = {"step": int(core_state["step"])}
-    if core_state["format"] == "8bit":
-        entry.update(state1=shaped("state1"), qmap1=q8_code(True).to(device), state2=shaped("state2"),
-                     qmap2=q8_code(False).to(device), absmax1=absmax("absmax1"), absmax2=absmax("absmax2"))
-    else:
-        entry.update(state1=shaped("state1"), state2=shaped("state2"))
-        if "state2_max" in core_state:
-            entry["max_exp_avg_sq"] = shaped("state2_max")
+    for name, values in core_state["states"].items():
+        state = rule.states[name]
+        key, absmax_key, qmap_key = state_keys(state)
+        entry[key] = shaped(values)
+        if core_state["format"] == "8bit":
+            entry[qmap_key] = q8_code(state["is_signed"]).to(device)
+            entry[absmax_key] = absmax(core_state["absmax"][name])
     return entry
 
 
@@ -92,9 +117,14 @@ def _step(value, where):
     raise ValueError(f"{where}: expected an integer step, got {value!r}")
 
 
-def from_entry(entry, where):
-    """(step, format, state1, state2, state2_max, absmax1, absmax2) for the core from a
-    saved entry: bitsandbytes' (wrapped or not) or torch.optim's."""
+def _listed(names):
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def from_entry(entry, rule, where):
+    """(step, format, {state: values or codes}, {state: absmax}) for the core, states by
+    torch's names, from a saved entry of `rule` for parameter p: bitsandbytes' (wrapped or
+    not) or torch.optim's. States the rule does not keep are ignored."""
     if not isinstance(entry, Mapping):
         raise ValueError(f"{where}: expected the state to be a dict, got {type(entry).__name__}")
     e = dict(entry)
@@ -104,35 +134,66 @@ def from_entry(entry, where):
     if "step" not in e:
         raise ValueError(f"{where}: expected a 'step' in the state, got keys {sorted(e)}")
     step = _step(e["step"], where)
-    state1 = e.get("state1", e.get("exp_avg"))
-    state2 = e.get("state2", e.get("exp_avg_sq"))
-    if state1 is None or state2 is None:
-        raise ValueError(f"{where}: expected state1 and state2 (bitsandbytes) or exp_avg and exp_avg_sq "
-                         f"(torch.optim) in the state, got keys {sorted(e)}")
+
+    def saved(state):  # by bitsandbytes' name, else torch's
+        value = e.get(state["bnb_name"])
+        return e.get(state["name"]) if value is None else value
+
+    if any(saved(state) is None for state in rule.required_states):
+        bnb_names = _listed([s["bnb_name"] for s in rule.required_states])
+        torch_names = _listed([s["name"] for s in rule.required_states])
+        raise ValueError(f"{where}: expected {bnb_names} (bitsandbytes) or {torch_names} (torch.optim) in the "
+                         f"state, got keys {sorted(e)}")
     unsupported = sorted(k for k in ("max1", "max2", "new_max1", "new_max2") if e.get(k) is not None)
     if unsupported:
         raise ValueError(f"{where}: the state has {unsupported}: it is bitsandbytes' non-block-wise 8-bit "
                          "state, which octopage cannot load (only block-wise)")
-    if isinstance(state1, torch.Tensor) and state1.dtype == torch.uint8:
-        for key in ("state2", "absmax1", "absmax2"):
-            if not isinstance(e.get(key), torch.Tensor):
-                raise ValueError(f"{where}: 8-bit state (uint8 state1) needs {key} as a tensor, got {e.get(key)!r}")
-        if e["state2"].dtype != torch.uint8:
-            raise ValueError(f"{where}: expected state2 of dtype uint8 with a uint8 state1, got {e['state2'].dtype}")
-        for key, signed in (("qmap1", True), ("qmap2", False)):
-            qmap = e.get(key)
-            if qmap is not None and not torch.equal(_flat(qmap, torch.float32, key, where), q8_code(signed)):
-                raise ValueError(f"{where}: the state's {key} is not the {'signed' if signed else 'unsigned'} "
-                                 "dynamic code octopage uses, so its 8-bit codes cannot be decoded here")
-        codes1, codes2 = _flat(state1, torch.uint8, "state1", where), _flat(e["state2"], torch.uint8, "state2", where)
-        return (step, "8bit", codes1, codes2, None, _absmax(e, "absmax1", codes1, where),
-                _absmax(e, "absmax2", codes2, where))
-    state2_max = e.get("max_exp_avg_sq")
-    return (step, "32bit", _flat(state1, torch.float32, "state1", where), _flat(state2, torch.float32, "state2", where),
-            None if state2_max is None else _flat(state2_max, torch.float32, "max_exp_avg_sq", where), None, None)
+    present = [state for state in rule.states.values() if saved(state) is not None]
+    first = saved(present[0]) if present else None
+    if isinstance(first, torch.Tensor) and first.dtype == torch.uint8:
+        return (step, "8bit", *_from_8bit(e, rule, present, saved, where))
+    values = {}
+    for state in present:
+        values[state["name"]] = _flat(saved(state), torch.float32, state["bnb_name"], where)
+    return (step, "32bit", values, {})
 
 
-NO_STATE = (0, "32bit", None, None, None, None, None)
+def _from_8bit(e, rule, present, saved, where):
+    """The codes and absmax of the 8-bit states of an entry whose first present state is
+    uint8 codes, checked (the core checks their sizes)."""
+    first_key = state_keys(present[0])[0]
+    if present[0] not in rule.quantizable_states:
+        raise ValueError(f"{where}: expected {first_key} in 32 bits ({rule.display_name} keeps it so), got uint8 "
+                         "codes")
+    states = [state for state in present if state in rule.quantizable_states]
+
+    def need(key, value):
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"{where}: 8-bit state (uint8 {first_key}) needs {key} as a tensor, got {value!r}")
+
+    for state in states[1:]:
+        need(state_keys(state)[0], saved(state))
+    for state in states:
+        need(state_keys(state)[1], e.get(state_keys(state)[1]))
+    for state in states[1:]:
+        if saved(state).dtype != torch.uint8:
+            raise ValueError(f"{where}: expected {state_keys(state)[0]} of dtype uint8 with a uint8 {first_key}, "
+                             f"got {saved(state).dtype}")
+    for state in states:
+        qmap_key, signed = state_keys(state)[2], state["is_signed"]
+        qmap = e.get(qmap_key)
+        if qmap is not None and not torch.equal(_flat(qmap, torch.float32, qmap_key, where), q8_code(signed)):
+            raise ValueError(f"{where}: the state's {qmap_key} is not the {'signed' if signed else 'unsigned'} "
+                             "dynamic code octopage uses, so its 8-bit codes cannot be decoded here")
+    codes, absmax = {}, {}
+    for state in states:
+        key, absmax_key, _ = state_keys(state)
+        codes[state["name"]] = _flat(saved(state), torch.uint8, key, where)
+        absmax[state["name"]] = _absmax(e, absmax_key, codes[state["name"]], where)
+    return codes, absmax
+
+
+NO_STATE = (0, "32bit", {}, {})
 
 
 class StateView(MutableMapping):
@@ -152,10 +213,10 @@ class StateView(MutableMapping):
 
     def entry(self, g, i):
         """The state of parameter i of param group g ({} when it has none)."""
-        core_state = self._optimizer.core_state(g, i)
+        core_state = self._optimizer._core_state(g, i)
         if core_state["step"] == 0:
             return {}
-        return to_tensors(core_state, self._optimizer.param_groups[g]["params"][i])
+        return to_tensors(core_state, self._optimizer.param_groups[g]["params"][i], self._optimizer._rule_info)
 
     def __getitem__(self, p):
         where = self._locate(p)
@@ -168,7 +229,9 @@ class StateView(MutableMapping):
         if where is None:
             raise KeyError("expected a parameter of this optimizer")
         g, i = where
-        loaded = from_entry(entry, f"param group {g}, parameter {i}") if entry else NO_STATE
+        loaded = NO_STATE
+        if entry:
+            loaded = from_entry(entry, self._optimizer._rule_info, f"param group {g}, parameter {i}")
         self._optimizer._load_core_states(self._optimizer.param_groups, [(g, i, *loaded)])
 
     def __delitem__(self, p):

@@ -9,7 +9,7 @@ state in a file-backed mapping (on the CPU). octopage's own keywords: placement
 ('device', 'paged', 'offload'), offload_dir, keep_files, ring_bytes, chunk_bytes,
 direct_io, io_backend.
 """
-from octopage.optim.optimizer import Optimizer
+from octopage.optim.optimizer import Optimizer, optimizer_class
 
 
 def _variant(name, rule, bits, paged, default_weight_decay):
@@ -18,22 +18,16 @@ def _variant(name, rule, bits, paged, default_weight_decay):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=default_weight_decay,
                  amsgrad=False, optim_bits=32, args=None, min_8bit_size=4096, percentile_clipping=100,
                  block_wise=True, is_paged=False, **octopage_options):
-        if bits is not None:
-            if optim_bits != 32:  # bitsandbytes accepts the keyword only at its default
-                raise ValueError(f"{name} always uses {bits}-bit state; optim_bits is accepted only at its "
-                                 f"default 32, got {optim_bits!r}")
-            if bits == 8 and amsgrad:
-                raise ValueError(f"{name} does not support amsgrad=True: 8-bit state keeps no max of v")
-            optim_bits = bits
-        Optimizer.__init__(self, params, lr, betas, eps, weight_decay, amsgrad, optim_bits, args, min_8bit_size,
-                           percentile_clipping, block_wise, is_paged or paged, **octopage_options)
+        if bits == 8 and amsgrad:
+            raise ValueError(f"{name} does not support amsgrad=True: 8-bit state keeps no max of v")
+        hyperparameters = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+        Optimizer.__init__(self, params, hyperparameters, optim_bits, args, min_8bit_size, percentile_clipping,
+                           block_wise, is_paged, **octopage_options)
 
     torch_name = "torch.optim.Adam (L2 weight decay)" if rule == "adam" else "torch.optim.AdamW (decoupled)"
     state = {None: "fp32 state (8-bit with optim_bits=8)", 8: "8-bit block-wise state", 32: "fp32 state"}[bits]
     where = "paged: in a file-backed mapping" if paged else "on the device unless placement says otherwise"
-    __init__.__qualname__ = f"{name}.__init__"
-    return type(name, (Optimizer,), {"__init__": __init__, "_rule": rule, "__module__": __name__,
-                                     "__doc__": f"{torch_name} with {state}, {where}."})
+    return optimizer_class(name, rule, __init__, f"{torch_name} with {state}, {where}.", bits, paged, __name__)
 
 
 Adam = _variant("Adam", "adam", None, False, 0)

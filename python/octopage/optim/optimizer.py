@@ -1,11 +1,12 @@
 """The torch.optim.Optimizer that every octopage optimizer is: param groups, schedulers,
-closures and zero_grad from torch, the step from octopage's compiled core.
+closures and zero_grad from torch, the step from octopage's compiled core. It knows no
+rule: the rule's hyperparameters and states come from the core's registry (_rules.py).
 
 Parameters and gradients go to the core through DLPack without a copy; the core
 updates them in place. The core keeps its own copy of each group's parameter list:
 groups are added through add_param_group (as torch's constructor does), and their
-hyperparameters (lr, betas, eps, weight_decay) are read again at every step, so
-schedulers and manual edits of ``param_groups`` work.
+hyperparameters (lr, betas, ...) are read again at every step, so schedulers and manual
+edits of ``param_groups`` work.
 """
 import numbers
 import os
@@ -14,7 +15,7 @@ from collections.abc import Mapping
 import torch
 
 from octopage import _core, _threads
-from octopage.optim import _dtensor, _state
+from octopage.optim import _dtensor, _rules, _state
 from octopage.optim.manager import GlobalOptimManager
 
 
@@ -61,22 +62,35 @@ def _torch_device_allocator():
     return alloc, torch.cuda.caching_allocator_delete
 
 
-def _core_options(group):
-    """The group's options as the core takes them. Only types are checked here; the core
+def _core_value(hyperparameter, value):
+    """One hyperparameter's value as the core takes it: a flag a bool, a one-value
+    hyperparameter a float, a longer one (betas) a tuple of floats. Only types are
+    checked here; the core checks the values."""
+    name, arity = hyperparameter["name"], len(hyperparameter["defaults"])
+    if hyperparameter["kind"] == "flag":
+        if not isinstance(value, bool):
+            raise ValueError(f"expected {name} to be True or False, got {value!r}")
+        return value
+    if arity == 1:
+        return _number(name, value)
+    if not isinstance(value, (tuple, list)) or len(value) != arity:
+        what = "a pair of numbers" if arity == 2 else f"a sequence of {arity} numbers"
+        raise ValueError(f"expected {name} to be {what}, got {value!r}")
+    return tuple(_number(f"{name}[{k}]", v) for k, v in enumerate(value))
+
+
+def _core_options(group, rule):
+    """The group's options as the core takes them: the rule's hyperparameters that the
+    group has, by name, and the state options. Only types are checked here; the core
     checks the values (ranges, combinations) and raises ValueError with its message."""
-    betas = group["betas"]
-    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-        raise ValueError(f"expected betas to be a pair of numbers, got {betas!r}")
-    amsgrad = group["amsgrad"]
-    if not isinstance(amsgrad, bool):
-        raise ValueError(f"expected amsgrad to be True or False, got {amsgrad!r}")
+    options = {h["name"]: _core_value(h, group[h["name"]]) for h in rule.hyperparameters if h["name"] in group}
     placement = group["placement"]
     if not isinstance(placement, str):
         raise ValueError(f"expected placement to be a string, got {placement!r}")
-    return (_number("lr", group["lr"]), _number("betas[0]", betas[0]), _number("betas[1]", betas[1]),
-            _number("eps", group["eps"]), _number("weight_decay", group["weight_decay"]), amsgrad,
-            _integer("optim_bits", group["optim_bits"]), _integer("min_8bit_size", group["min_8bit_size"]),
-            placement)
+    options["optim_bits"] = _integer("optim_bits", group["optim_bits"])
+    options["min_8bit_size"] = _integer("min_8bit_size", group["min_8bit_size"])
+    options["placement"] = placement
+    return options
 
 
 def _check_compat(percentile_clipping, block_wise, args):
@@ -92,15 +106,29 @@ def _check_compat(percentile_clipping, block_wise, args):
 
 
 class Optimizer(torch.optim.Optimizer):
-    """Adam or AdamW over fp32/bf16/fp16 CPU tensors with 32-bit or 8-bit state, placed
-    on the device, paged or offloaded. Use the named classes (``AdamW8bit``, ...)."""
+    """One update rule of octopage's core (``_rule``: 'adam', 'adamw', ...) over
+    fp32/bf16/fp16 tensors with 32-bit or 8-bit state, placed on the device, paged or
+    offloaded. Use the named classes (``AdamW8bit``, ...): each rule's module (adam.py)
+    gives them bitsandbytes' signatures and passes the rule's hyperparameters here by
+    name; ``_bits`` (8, 32 or None) and ``_paged`` are what a class name fixes."""
 
-    _rule = "adamw"
+    _rule = None
+    _bits = None
+    _paged = False
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
-                 optim_bits=32, args=None, min_8bit_size=4096, percentile_clipping=100, block_wise=True,
-                 is_paged=False, *, placement=None, offload_dir=None, keep_files=False, ring_bytes=None,
-                 chunk_bytes=None, direct_io=True, io_backend="auto", pin_host_memory=True):
+    def __init__(self, params, hyperparameters, optim_bits=32, args=None, min_8bit_size=4096,
+                 percentile_clipping=100, block_wise=True, is_paged=False, *, placement=None, offload_dir=None,
+                 keep_files=False, ring_bytes=None, chunk_bytes=None, direct_io=True, io_backend="auto",
+                 pin_host_memory=True):
+        if self._rule is None:
+            raise TypeError("octopage.optim.Optimizer is the base of the optimizer classes; use one of them "
+                            "(AdamW8bit, ...)")
+        if self._bits is not None:
+            if optim_bits != 32:  # bitsandbytes accepts the keyword only at its default
+                raise ValueError(f"{type(self).__name__} always uses {self._bits}-bit state; optim_bits is "
+                                 f"accepted only at its default 32, got {optim_bits!r}")
+            optim_bits = self._bits
+        is_paged = is_paged or self._paged
         _check_compat(percentile_clipping, block_wise, args)
         if placement is None:
             placement = "paged" if is_paged else "device"
@@ -108,10 +136,13 @@ class Optimizer(torch.optim.Optimizer):
             raise ValueError(f"is_paged=True asks for placement 'paged', but placement={placement!r} was given")
         if offload_dir is not None:
             offload_dir = os.fspath(offload_dir)
-        defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, eps=eps,
-                        weight_decay=weight_decay, amsgrad=amsgrad, optim_bits=optim_bits,
-                        min_8bit_size=min_8bit_size, placement=placement)
-        core_defaults = _core_options(defaults)
+        self._rule_info = _rules.find(self._rule)
+        defaults = {name: tuple(value) if isinstance(value, list) else value
+                    for name, value in hyperparameters.items()}
+        defaults.update(optim_bits=optim_bits, min_8bit_size=min_8bit_size, placement=placement)
+        core_defaults = _core_options(defaults, self._rule_info)
+        # A name the rule does not have goes to the core as it is, which refuses it.
+        core_defaults.update((k, v) for k, v in defaults.items() if k not in core_defaults)
         self._core = _core.Optimizer(
             self._rule, offload_dir, bool(keep_files),
             _core.DEFAULT_RING_BYTES if ring_bytes is None else int(ring_bytes),
@@ -127,7 +158,7 @@ class Optimizer(torch.optim.Optimizer):
         super().add_param_group(param_group)
         group = self.param_groups[-1]
         try:
-            options = _core_options(group)
+            options = _core_options(group, self._rule_info)
             params = group["params"]
             for p in params:
                 if p.is_sparse:
@@ -154,7 +185,8 @@ class Optimizer(torch.optim.Optimizer):
                 if g is not None and g.is_sparse:
                     raise ValueError("expected dense gradients, got a sparse gradient")
                 grads.append(None if g is None else _core_tensor(_dtensor.local_grad(p, g)))
-            groups.append((_core_options(group), [_core_tensor(_dtensor.local_param(p)[0]) for p in params], grads))
+            tensors = [_core_tensor(_dtensor.local_param(p)[0]) for p in params]
+            groups.append((_core_options(group, self._rule_info), tensors, grads))
         return groups
 
     @torch.no_grad()
@@ -196,7 +228,7 @@ class Optimizer(torch.optim.Optimizer):
     _STATE_FORMAT_KEYS = ("params", "optim_bits", "min_8bit_size", "placement")
 
     def load_state_dict(self, state_dict):
-        """Loads a state_dict of an octopage, bitsandbytes or torch.optim Adam/AdamW.
+        """Loads a state_dict of this rule's octopage, bitsandbytes or torch.optim optimizer.
         Hyperparameters come from the state_dict; state keeps this optimizer's format
         (converted when the saver's differs) and placement. All or nothing: on an error
         neither param_groups nor any state changed."""
@@ -224,7 +256,8 @@ class Optimizer(torch.optim.Optimizer):
                 raise ValueError(f"loaded state dict has state for parameter {key!r}, which none of its "
                                  "param groups lists")
             g, i = where_of[key]
-            loads.append((g, i, *_state.from_entry(entry, f"param group {g}, parameter {i}")))
+            param = groups[g]["params"][i]
+            loads.append((g, i, *_state.from_entry(entry, self._rule_info, f"param group {g}, parameter {i}")))
             loaded.add((g, i))
         for g, group in enumerate(groups):  # as in torch: a parameter without saved state has none
             loads.extend((g, i, *_state.NO_STATE) for i in range(len(group["params"])) if (g, i) not in loaded)
@@ -233,7 +266,7 @@ class Optimizer(torch.optim.Optimizer):
 
     def _load_core_states(self, groups, loads):
         self._follow_cuda_stream()
-        self._core.load_state([_core_options(group) for group in groups], loads)
+        self._core.load_state([_core_options(group, self._rule_info) for group in groups], loads)
 
     def memory_report(self):
         """State bytes per tier ('host', 'device', 'file'), staging ring bytes, peaks."""
@@ -251,7 +284,23 @@ class Optimizer(torch.optim.Optimizer):
         return self._core.state_files()
 
     def core_state(self, group_index, param_index):
-        """A copy of one parameter's state as NumPy arrays (step, format, placement,
-        state1/state2 [/state2_max] for 32-bit; codes and absmax1/absmax2 for 8-bit)."""
+        """A copy of one parameter's state as NumPy arrays, flat, by bitsandbytes' names:
+        step, format, placement and each state (state1, state2, max_exp_avg_sq, ...: fp32
+        values, or uint8 codes with absmax1, absmax2, ... for 8-bit)."""
+        return _state.core_arrays(self._core_state(group_index, param_index), self._rule_info)
+
+    def _core_state(self, group_index, param_index):
+        """The core's copy of one parameter's state (octopage._core's layout: arrays by
+        torch's names under 'states' and, for 8-bit, 'absmax')."""
         self._follow_cuda_stream()
         return self._core.state(group_index, param_index)
+
+
+def optimizer_class(name, rule, init, doc, bits=None, paged=False, module=__name__):
+    """A class of Optimizer for one name of a rule's module: its constructor `init` (with
+    the signature users know, passing the rule's hyperparameters by name to
+    Optimizer.__init__), the state format (`bits`: 8, 32, or None for optim_bits) and
+    the placement ('paged' when `paged`) that its name fixes."""
+    init.__qualname__ = f"{name}.__init__"
+    return type(name, (Optimizer,), {"__init__": init, "_rule": rule, "_bits": bits, "_paged": paged,
+                                     "__module__": module, "__doc__": doc})

@@ -1,7 +1,9 @@
 // The fused CPU kernels, compiled once per Highway target. One pass per chunk: load
 // parameter and gradient, decode state, apply the rule (src/rules), encode state with
 // each block's new absmax, store. Full vectors first, then single lanes for the tail,
-// through the same code, so every element of every size gets the same bits.
+// through the same code, so every element of every size gets the same bits. Names:
+// octopage's per-target functions are snake_case like all of octopage's code; Highway's
+// API (hn::LoadU, hn::Max, ...) keeps its own PascalCase, which tells the two apart.
 #include "src/kernels/cpu/cpu_kernels.h"
 
 #include <algorithm>
@@ -13,11 +15,11 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/cache_control.h"
 #include "hwy/highway.h"
-#include "src/kernels/adam_table.h"
 #include "src/kernels/cpu/hwy_ops-inl.h"
 #include "src/kernels/cpu/q8-inl.h"
+#include "src/kernels/kernel_table.h"
 #include "src/quant/formats.h"
-#include "src/rules/adam.h"
+#include "src/rules/rule.h"
 
 
 HWY_BEFORE_NAMESPACE();
@@ -26,19 +28,23 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 using quant::kQ8BlockSize;
 
-#include "src/rules/adam_rule.inc"  // this target's copy of the rule
+#include "src/rules/registry.inc"  // this target's copy of every rule
+
+// Room for a row's states (a zero-length array is not C++).
+template <class Row>
+constexpr int kStateSlots = Row::kNumStates > 0 ? Row::kNumStates : 1;
 
 template <class Rule, DType kDType, class D>
-HWY_INLINE void Fp32Lanes(D d, const rules::AdamScalars& scalars, const Chunk& c,
+HWY_INLINE void fp32_lanes(D d, const typename Rule::Scalars& scalars, const Chunk& c,
                           std::size_t i) {
   const HwyOps<D> ops{d};
-  auto p = LoadF32<kDType>(d, c.param, i);
-  hn::Vec<D> state[Rule::kNumStates];
+  auto p = load_f32<kDType>(d, c.param, i);
+  hn::Vec<D> state[kStateSlots<Rule>];
   for (int k = 0; k < Rule::kNumStates; ++k) {
     state[k] = hn::LoadU(d, static_cast<const float*>(c.state[k]) + i);
   }
-  Rule::update(ops, scalars, LoadF32<kDType>(d, c.grad, i), p, state);
-  StoreF32<kDType>(d, p, c.param, i);
+  Rule::update(ops, scalars, load_f32<kDType>(d, c.grad, i), p, state);
+  store_f32<kDType>(d, p, c.param, i);
   for (int k = 0; k < Rule::kNumStates; ++k) {
     hn::StoreU(state[k], d, static_cast<float*>(c.state[k]) + i);
   }
@@ -47,14 +53,14 @@ HWY_INLINE void Fp32Lanes(D d, const rules::AdamScalars& scalars, const Chunk& c
 // Updates the lanes at chunk element i, block offset j: the block's decoded state in
 // `state` is replaced by the updated state, and block_max tracks max |state|.
 template <class Rule, DType kDType, class D>
-HWY_INLINE void Q8Lanes(D d, const rules::AdamScalars& scalars, const Chunk& c, std::size_t i,
+HWY_INLINE void q8_lanes(D d, const typename Rule::Scalars& scalars, const Chunk& c, std::size_t i,
                         std::size_t j, float (*state)[kQ8BlockSize], hn::Vec<D>* block_max) {
   const HwyOps<D> ops{d};
-  auto p = LoadF32<kDType>(d, c.param, i);
-  hn::Vec<D> lanes[Rule::kNumStates];
+  auto p = load_f32<kDType>(d, c.param, i);
+  hn::Vec<D> lanes[kStateSlots<Rule>];
   for (int k = 0; k < Rule::kNumStates; ++k) lanes[k] = hn::LoadU(d, state[k] + j);
-  Rule::update(ops, scalars, LoadF32<kDType>(d, c.grad, i), p, lanes);
-  StoreF32<kDType>(d, p, c.param, i);
+  Rule::update(ops, scalars, load_f32<kDType>(d, c.grad, i), p, lanes);
+  store_f32<kDType>(d, p, c.param, i);
   for (int k = 0; k < Rule::kNumStates; ++k) {
     hn::StoreU(lanes[k], d, state[k] + j);
     block_max[k] = hn::Max(block_max[k], hn::Abs(lanes[k]));
@@ -64,13 +70,13 @@ HWY_INLINE void Q8Lanes(D d, const rules::AdamScalars& scalars, const Chunk& c, 
 // One block of an 8-bit chunk: decode, update every element, then encode with the
 // block's new absmax (Note [Block absmax]).
 template <class Rule, DType kDType>
-HWY_INLINE void Q8Block(const rules::AdamScalars& scalars, const Chunk& c,
+HWY_INLINE void q8_block(const typename Rule::Scalars& scalars, const Chunk& c,
                         const Q8Codebook* books, std::int64_t begin, std::size_t len) {
   constexpr int K = Rule::kNumStates;
   const std::int64_t block = begin / kQ8BlockSize;
   HWY_ALIGN float state[K][kQ8BlockSize];
   for (int k = 0; k < K; ++k) {
-    DecodeBlockQ8(books[k], static_cast<const std::uint8_t*>(c.state[k]) + begin, len,
+    decode_block_q8(books[k], static_cast<const std::uint8_t*>(c.state[k]) + begin, len,
                   c.absmax[k][block], state[k]);
   }
 
@@ -79,23 +85,23 @@ HWY_INLINE void Q8Block(const rules::AdamScalars& scalars, const Chunk& c,
   hn::Vec<decltype(d)> block_max[K];
   for (int k = 0; k < K; ++k) block_max[k] = hn::Zero(d);
   std::size_t j = 0;
-  for (; j + N <= len; j += N) Q8Lanes<Rule, kDType>(d, scalars, c, begin + j, j, state, block_max);
+  for (; j + N <= len; j += N) q8_lanes<Rule, kDType>(d, scalars, c, begin + j, j, state, block_max);
   float new_absmax[K];
   for (int k = 0; k < K; ++k) new_absmax[k] = hn::GetLane(hn::MaxOfLanes(d, block_max[k]));
   if (j < len) {
     const hn::CappedTag<float, 1> d1;
     hn::Vec<decltype(d1)> tail_max[K];
     for (int k = 0; k < K; ++k) tail_max[k] = hn::Zero(d1);
-    for (; j < len; ++j) Q8Lanes<Rule, kDType>(d1, scalars, c, begin + j, j, state, tail_max);
+    for (; j < len; ++j) q8_lanes<Rule, kDType>(d1, scalars, c, begin + j, j, state, tail_max);
     for (int k = 0; k < K; ++k) new_absmax[k] = std::max(new_absmax[k], hn::GetLane(tail_max[k]));
   }
 
   for (int k = 0; k < K; ++k) {
     auto* codes = static_cast<std::uint8_t*>(c.state[k]) + begin;
     if (Rule::state_signed(k)) {
-      EncodeBlockQ8<true>(books[k], state[k], len, new_absmax[k], codes);
+      encode_block_q8<true>(books[k], state[k], len, new_absmax[k], codes);
     } else {
-      EncodeBlockQ8<false>(books[k], state[k], len, new_absmax[k], codes);
+      encode_block_q8<false>(books[k], state[k], len, new_absmax[k], codes);
     }
     c.absmax[k][block] = new_absmax[k];
   }
@@ -107,7 +113,7 @@ HWY_INLINE void Q8Block(const rules::AdamScalars& scalars, const Chunk& c,
 constexpr std::int64_t kPrefetchBlocks = 4;  // measured: 4, 8 and 16 alike, 0 about 15% slower at 10M
 
 template <class Rule, DType kDType>
-HWY_INLINE void PrefetchQ8Block(const Chunk& c, std::int64_t begin) {
+HWY_INLINE void prefetch_q8_block(const Chunk& c, std::int64_t begin) {
   if (begin >= c.n) return;
   constexpr std::int64_t kLine = 64;
   const std::int64_t element = kDType == DType::kFloat32 ? 4 : 2;
@@ -123,35 +129,42 @@ HWY_INLINE void PrefetchQ8Block(const Chunk& c, std::int64_t begin) {
   }
 }
 
-struct SimdAdam {
-  template <bool kDecoupled, bool kAmsgrad>
-  using AdamRule = Adam<kDecoupled, kAmsgrad>;
+struct SimdKernels {
+  template <class Rule, StateFormat kFormat, DType kDType>
+  static void kernel(const Chunk& c, const rules::RuleScalars& packed) {
+    const auto scalars = rules::unpack_scalars<typename Rule::Scalars>(packed);
+    if constexpr (kFormat == StateFormat::kFp32) {
+      fp32<Rule, kDType>(c, scalars);
+    } else {
+      q8<Rule, kDType>(c, scalars);
+    }
+  }
 
   template <class Rule, DType kDType>
-  static void fp32(const Chunk& c, const rules::AdamScalars& scalars) {
+  static void fp32(const Chunk& c, const typename Rule::Scalars& scalars) {
     const hn::ScalableTag<float> d;
     const hn::CappedTag<float, 1> d1;
     const std::size_t n = static_cast<std::size_t>(c.n);
     const std::size_t N = hn::Lanes(d);
     std::size_t i = 0;
-    for (; i + N <= n; i += N) Fp32Lanes<Rule, kDType>(d, scalars, c, i);
-    for (; i < n; ++i) Fp32Lanes<Rule, kDType>(d1, scalars, c, i);
+    for (; i + N <= n; i += N) fp32_lanes<Rule, kDType>(d, scalars, c, i);
+    for (; i < n; ++i) fp32_lanes<Rule, kDType>(d1, scalars, c, i);
   }
 
   template <class Rule, DType kDType>
-  static void q8(const Chunk& c, const rules::AdamScalars& scalars) {
+  static void q8(const Chunk& c, const typename Rule::Scalars& scalars) {
     Q8Codebook books[Rule::kNumStates];
     for (int k = 0; k < Rule::kNumStates; ++k) books[k] = Q8Codebook::of(Rule::state_signed(k));
     for (std::int64_t begin = 0; begin < c.n; begin += kQ8BlockSize) {
       const auto len = static_cast<std::size_t>(std::min(kQ8BlockSize, c.n - begin));
-      PrefetchQ8Block<Rule, kDType>(c, begin + kPrefetchBlocks * kQ8BlockSize);
-      Q8Block<Rule, kDType>(scalars, c, books, begin, len);
+      prefetch_q8_block<Rule, kDType>(c, begin + kPrefetchBlocks * kQ8BlockSize);
+      q8_block<Rule, kDType>(scalars, c, books, begin, len);
     }
   }
 };
 
 template <class D>
-HWY_INLINE float MaxAbs(D d, const float* values, std::size_t n) {
+HWY_INLINE float max_abs(D d, const float* values, std::size_t n) {
   const hn::CappedTag<float, 1> d1;
   const std::size_t N = hn::Lanes(d);
   auto m = hn::Zero(d);
@@ -164,7 +177,7 @@ HWY_INLINE float MaxAbs(D d, const float* values, std::size_t n) {
 
 // Block-wise over any n, through a block buffer (the block code may read and write up
 // to a multiple of 64 values).
-void Q8Quantize(bool is_signed, const float* values, std::int64_t n, std::uint8_t* codes,
+void q8_quantize_all(bool is_signed, const float* values, std::int64_t n, std::uint8_t* codes,
                 float* absmax) {
   const hn::ScalableTag<float> d;
   const Q8Codebook book = Q8Codebook::of(is_signed);
@@ -173,34 +186,34 @@ void Q8Quantize(bool is_signed, const float* values, std::int64_t n, std::uint8_
     const auto len = static_cast<std::size_t>(std::min(kQ8BlockSize, n - begin));
     std::copy_n(values + begin, len, block);
     std::fill(block + len, block + kQ8BlockSize, 0.0f);
-    const float block_max = MaxAbs(d, block, len);
+    const float block_max = max_abs(d, block, len);
     if (is_signed) {
-      EncodeBlockQ8<true>(book, block, len, block_max, codes + begin);
+      encode_block_q8<true>(book, block, len, block_max, codes + begin);
     } else {
-      EncodeBlockQ8<false>(book, block, len, block_max, codes + begin);
+      encode_block_q8<false>(book, block, len, block_max, codes + begin);
     }
     absmax[begin / kQ8BlockSize] = block_max;
   }
 }
 
-void Q8Dequantize(bool is_signed, const std::uint8_t* codes, const float* absmax,
+void q8_dequantize_all(bool is_signed, const std::uint8_t* codes, const float* absmax,
                   std::int64_t n, float* values) {
   const Q8Codebook book = Q8Codebook::of(is_signed);
   HWY_ALIGN float block[kQ8BlockSize];
   for (std::int64_t begin = 0; begin < n; begin += kQ8BlockSize) {
     const auto len = static_cast<std::size_t>(std::min(kQ8BlockSize, n - begin));
-    DecodeBlockQ8(book, codes + begin, len, absmax[begin / kQ8BlockSize], block);
+    decode_block_q8(book, codes + begin, len, absmax[begin / kQ8BlockSize], block);
     std::copy_n(block, len, values + begin);
   }
 }
 
-const CpuKernels* GetCpuKernels() {
+const CpuKernels* get_cpu_kernels() {
   static const CpuKernels kernels = [] {
     CpuKernels k;
     k.target_name = hwy::TargetName(HWY_TARGET);
-    k.adam = make_adam_kernel_table<SimdAdam>();
-    k.q8_quantize = &Q8Quantize;
-    k.q8_dequantize = &Q8Dequantize;
+    k.kernels = make_kernel_table<RegisteredRules, SimdKernels>();
+    k.q8_quantize = &q8_quantize_all;
+    k.q8_dequantize = &q8_dequantize_all;
     return k;
   }();
   return &kernels;
@@ -212,9 +225,9 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 namespace octopage::kernels::cpu {
 
-HWY_EXPORT(GetCpuKernels);
+HWY_EXPORT(get_cpu_kernels);
 
-const CpuKernels& cpu_kernels() { return *HWY_DYNAMIC_DISPATCH(GetCpuKernels)(); }
+const CpuKernels& cpu_kernels() { return *HWY_DYNAMIC_DISPATCH(get_cpu_kernels)(); }
 
 std::vector<std::int64_t> cpu_targets() {
   std::vector<std::int64_t> targets = hwy::SupportedAndGeneratedTargets();

@@ -36,7 +36,7 @@ struct HwyOps {
 // Highway's own fp16 conversions use F16C from AVX2 on; below that they truncate and
 // mishandle infinities, so those targets use these exact integer versions instead.
 template <class D>
-HWY_INLINE hn::Vec<D> F32FromF16Bits(D d, hn::Vec<hn::Rebind<std::uint32_t, D>> h) {
+HWY_INLINE hn::Vec<D> f32_from_f16_bits(D d, hn::Vec<hn::Rebind<std::uint32_t, D>> h) {
   const hn::Rebind<std::uint32_t, D> du;
   const hn::Rebind<std::int32_t, D> di;
   const auto sign = hn::ShiftLeft<16>(hn::And(h, hn::Set(du, 0x8000u)));
@@ -54,7 +54,7 @@ HWY_INLINE hn::Vec<D> F32FromF16Bits(D d, hn::Vec<hn::Rebind<std::uint32_t, D>> 
 }
 
 template <class D>
-HWY_INLINE hn::Vec<hn::Rebind<std::int32_t, D>> F16BitsFromF32(D d, hn::Vec<D> v) {
+HWY_INLINE hn::Vec<hn::Rebind<std::int32_t, D>> f16_bits_from_f32(D d, hn::Vec<D> v) {
   const hn::Rebind<std::int32_t, D> di;
   const auto bits = hn::BitCast(di, v);
   const auto sign = hn::And(hn::ShiftRight<16>(bits), hn::Set(di, 0x8000));
@@ -74,7 +74,7 @@ HWY_INLINE hn::Vec<hn::Rebind<std::int32_t, D>> F16BitsFromF32(D d, hn::Vec<D> v
 
 // Loads Lanes(d) parameter values of dtype kDType starting at element i, as fp32.
 template <DType kDType, class D>
-HWY_INLINE hn::Vec<D> LoadF32(D d, const void* base, std::size_t i) {
+HWY_INLINE hn::Vec<D> load_f32(D d, const void* base, std::size_t i) {
   if constexpr (kDType == DType::kFloat32) {
     return hn::LoadU(d, static_cast<const float*>(base) + i);
   } else {
@@ -85,7 +85,7 @@ HWY_INLINE hn::Vec<D> LoadF32(D d, const void* base, std::size_t i) {
       return hn::BitCast(d, hn::ShiftLeft<16>(hn::PromoteTo(du32, bits16)));
     } else {
 #if HWY_TARGET >= HWY_SSE4
-      return F32FromF16Bits(d, hn::PromoteTo(du32, bits16));
+      return f32_from_f16_bits(d, hn::PromoteTo(du32, bits16));
 #else
       const hn::Rebind<hwy::float16_t, D> df16;
       return hn::PromoteTo(d, hn::BitCast(df16, bits16));
@@ -103,15 +103,15 @@ HWY_INLINE hn::Vec<D> LoadF32(D d, const void* base, std::size_t i) {
 // vector holding either takes the portable path, so the bits never change. Highway 1.0
 // cannot ask for AVX512-BF16 inside its AVX3_DL target (Ice Lake has VBMI without it),
 // so the instruction is inline assembly, used only where the CPU reports it.
-HWY_INLINE bool CpuHasAvx512Bf16() {
+HWY_INLINE bool cpu_has_avx512_bf16() {
   static const bool has = __builtin_cpu_supports("avx512bf16");
   return has;
 }
 
 // Stores 16 floats as bf16 at out when the fast instruction gives octopage's bits.
-HWY_INLINE bool StoreBf16Native(__m512 v, std::uint16_t* out) {
+HWY_INLINE bool store_bf16_native(__m512 v, std::uint16_t* out) {
   constexpr int kNanOrDenormal = 0x01 | 0x20 | 0x80;  // quiet NaN, denormal, signaling NaN
-  if (_mm512_fpclass_ps_mask(v, kNanOrDenormal) != 0 || !CpuHasAvx512Bf16()) return false;
+  if (_mm512_fpclass_ps_mask(v, kNanOrDenormal) != 0 || !cpu_has_avx512_bf16()) return false;
   __m256i bf16;
   asm("vcvtneps2bf16 %1, %0" : "=v"(bf16) : "v"(v));
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), bf16);
@@ -121,7 +121,7 @@ HWY_INLINE bool StoreBf16Native(__m512 v, std::uint16_t* out) {
 
 // Stores fp32 lanes as kDType at element i, rounding to nearest even.
 template <DType kDType, class D>
-HWY_INLINE void StoreF32(D d, hn::Vec<D> v, void* base, std::size_t i) {
+HWY_INLINE void store_f32(D d, hn::Vec<D> v, void* base, std::size_t i) {
   if constexpr (kDType == DType::kFloat32) {
     hn::StoreU(v, d, static_cast<float*>(base) + i);
   } else {
@@ -131,7 +131,7 @@ HWY_INLINE void StoreF32(D d, hn::Vec<D> v, void* base, std::size_t i) {
     if constexpr (kDType == DType::kBFloat16) {
 #if HWY_TARGET == HWY_AVX3_DL
       if constexpr (sizeof(hn::Vec<D>) == 64) {  // a full vector: see Note [Native bf16 stores]
-        if (StoreBf16Native(v.raw, out)) return;
+        if (store_bf16_native(v.raw, out)) return;
       }
 #endif
       const hn::Rebind<std::uint32_t, D> du;
@@ -144,7 +144,7 @@ HWY_INLINE void StoreF32(D d, hn::Vec<D> v, void* base, std::size_t i) {
       hn::StoreU(hn::DemoteTo(du16, result), du16, out);
     } else {
 #if HWY_TARGET >= HWY_SSE4
-      hn::StoreU(hn::DemoteTo(du16, F16BitsFromF32(d, v)), du16, out);
+      hn::StoreU(hn::DemoteTo(du16, f16_bits_from_f32(d, v)), du16, out);
 #else
       const hn::Rebind<hwy::float16_t, D> df16;
       hn::StoreU(hn::BitCast(du16, hn::DemoteTo(df16, v)), du16, out);

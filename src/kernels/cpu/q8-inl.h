@@ -50,7 +50,7 @@ struct Q8Codebook {
 
 // values[codes[i]] * absmax for Lanes(d) codes.
 template <class D>
-HWY_INLINE hn::Vec<D> DecodeQ8(D d, const Q8Codebook& book, const std::uint8_t* codes,
+HWY_INLINE hn::Vec<D> decode_q8(D d, const Q8Codebook& book, const std::uint8_t* codes,
                                hn::Vec<D> absmax) {
   const hn::Rebind<std::int32_t, D> di;
   const hn::Rebind<std::uint8_t, D> du8;
@@ -61,7 +61,7 @@ HWY_INLINE hn::Vec<D> DecodeQ8(D d, const Q8Codebook& book, const std::uint8_t* 
 // The codes of normalized values x, as int32 lanes. kSigned selects the sign half of
 // the bucket table by x's sign bit; the unsigned code is only given x >= 0.
 template <bool kSigned, class D>
-HWY_INLINE hn::Vec<hn::Rebind<std::int32_t, D>> EncodeQ8(D d, const Q8Codebook& book,
+HWY_INLINE hn::Vec<hn::Rebind<std::int32_t, D>> encode_q8(D d, const Q8Codebook& book,
                                                           hn::Vec<D> x) {
   const hn::Rebind<std::int32_t, D> di;
   const hn::Rebind<std::uint32_t, D> du;
@@ -86,27 +86,27 @@ HWY_INLINE hn::Vec<hn::Rebind<std::int32_t, D>> EncodeQ8(D d, const Q8Codebook& 
 
 // Encodes Lanes(d) values times `scale` and stores their codes.
 template <bool kSigned, class D>
-HWY_INLINE void EncodeAndStoreQ8(D d, const Q8Codebook& book, const float* values,
+HWY_INLINE void encode_and_store_q8(D d, const Q8Codebook& book, const float* values,
                                  hn::Vec<D> scale, std::uint8_t* codes) {
   const hn::Rebind<std::uint8_t, D> du8;
   const auto x = hn::Mul(hn::LoadU(d, values), scale);
-  hn::StoreU(hn::DemoteTo(du8, EncodeQ8<kSigned>(d, book, x)), du8, codes);
+  hn::StoreU(hn::DemoteTo(du8, encode_q8<kSigned>(d, book, x)), du8, codes);
 }
 
 // Decodes the block codes[0, n), n <= kQ8BlockSize, to values[0, n).
-HWY_INLINE void DecodeBlockQ8(const Q8Codebook& book, const std::uint8_t* codes, std::size_t n,
+HWY_INLINE void decode_block_q8(const Q8Codebook& book, const std::uint8_t* codes, std::size_t n,
                               float absmax, float* values) {
 #if HWY_TARGET == HWY_AVX3_DL
   for (std::size_t i = 0; i < n; i += 64) {
-    vbmi::Decode64(*book.lookup, codes + i, vbmi::FirstN64(n - i), absmax, values + i);
+    vbmi::decode64(*book.lookup, codes + i, vbmi::first_n64(n - i), absmax, values + i);
   }
 #else
   const hn::ScalableTag<float> d;
   const hn::CappedTag<float, 1> d1;
   const std::size_t N = hn::Lanes(d);
   std::size_t i = 0;
-  for (; i + N <= n; i += N) hn::StoreU(DecodeQ8(d, book, codes + i, hn::Set(d, absmax)), d, values + i);
-  for (; i < n; ++i) hn::StoreU(DecodeQ8(d1, book, codes + i, hn::Set(d1, absmax)), d1, values + i);
+  for (; i + N <= n; i += N) hn::StoreU(decode_q8(d, book, codes + i, hn::Set(d, absmax)), d, values + i);
+  for (; i < n; ++i) hn::StoreU(decode_q8(d1, book, codes + i, hn::Set(d1, absmax)), d1, values + i);
 #endif
 }
 
@@ -114,21 +114,21 @@ HWY_INLINE void DecodeBlockQ8(const Q8Codebook& book, const std::uint8_t* codes,
 // (Note [Block absmax]). The byte-lookup path reads values up to the next multiple of 64,
 // so values[] must have that many elements (a block buffer of kQ8BlockSize does).
 template <bool kSigned>
-HWY_INLINE void EncodeBlockQ8(const Q8Codebook& book, const float* values, std::size_t n,
+HWY_INLINE void encode_block_q8(const Q8Codebook& book, const float* values, std::size_t n,
                               float absmax, std::uint8_t* codes) {
   const float scale = absmax > 0.0f ? 1.0f / absmax : 1.0f;  // See Note [Block absmax]
 #if HWY_TARGET == HWY_AVX3_DL
   for (std::size_t i = 0; i < n; i += 64) {
-    const __m512i block_codes = vbmi::Encode64<kSigned>(*book.lookup, values + i, _mm512_set1_ps(scale));
-    _mm512_mask_storeu_epi8(codes + i, vbmi::FirstN64(n - i), block_codes);
+    const __m512i block_codes = vbmi::encode64<kSigned>(*book.lookup, values + i, _mm512_set1_ps(scale));
+    _mm512_mask_storeu_epi8(codes + i, vbmi::first_n64(n - i), block_codes);
   }
 #else
   const hn::ScalableTag<float> d;
   const hn::CappedTag<float, 1> d1;
   const std::size_t N = hn::Lanes(d);
   std::size_t i = 0;
-  for (; i + N <= n; i += N) EncodeAndStoreQ8<kSigned>(d, book, values + i, hn::Set(d, scale), codes + i);
-  for (; i < n; ++i) EncodeAndStoreQ8<kSigned>(d1, book, values + i, hn::Set(d1, scale), codes + i);
+  for (; i + N <= n; i += N) encode_and_store_q8<kSigned>(d, book, values + i, hn::Set(d, scale), codes + i);
+  for (; i < n; ++i) encode_and_store_q8<kSigned>(d1, book, values + i, hn::Set(d1, scale), codes + i);
 #endif
 }
 

@@ -1,4 +1,4 @@
-// The CUDA Adam kernels, seen from the host: plain structs and a launcher that enqueues
+// The CUDA kernels of every rule, seen from the host: plain structs and a launcher that enqueues
 // many parameters' chunks per launch on the caller's stream and returns a status. No
 // CUDA header here, so the engine compiles with any C++ compiler; nothing here
 // allocates, throws or synchronizes.
@@ -8,7 +8,7 @@
 #include <cstdint>
 
 #include "src/kernels/chunk.h"
-#include "src/rules/adam.h"
+#include "src/rules/rule.h"
 
 namespace octopage::kernels::cuda {
 
@@ -16,15 +16,16 @@ namespace octopage::kernels::cuda {
 // chunk starts on a block boundary (Note [Q8 block format]).
 struct CudaTask {
   Chunk chunk;
-  rules::AdamScalars scalars;
+  rules::RuleScalars scalars;
 };
 
 // Enqueues the update of every task on `stream` (a cudaStream_t; nullptr is the default
-// stream), all with the kernel of (variant, format, dtype), in as few launches as their
-// descriptors take. The first call on a device copies the dynamic codes to it. Returns 0
-// or the cudaError_t of the first failure, whose text is cuda_error_text(status).
-int launch_adam(AdamVariant variant, StateFormat format, DType dtype, const CudaTask* tasks,
-                std::size_t num_tasks, void* stream);
+// stream), all with the kernel of (row, format, dtype) (KernelTable's indices), in as few
+// launches as their descriptors take. The first call on a device copies the dynamic
+// codes to it. Returns 0 or the cudaError_t of the first failure, whose text is
+// cuda_error_text(status).
+int launch(int row, StateFormat format, DType dtype, const CudaTask* tasks, std::size_t num_tasks,
+           void* stream);
 
 // Elements a thread block updates: a launch has one block per tile of every task.
 inline constexpr std::int64_t kFp32TileElements = 1024;

@@ -1,8 +1,9 @@
 // octopage's optimizers for LibTorch training loops: Adam and AdamW with 32-bit or 8-bit
 // state, placed on the device, paged or offloaded, as torch::optim::Optimizer subclasses
 // with bitsandbytes' class names (AdamW8bit, PagedAdamW, ...) over the core
-// octopage::Optimizer. They update dense, contiguous CPU tensors (fp32, bf16, fp16) in
-// place; there is no CUDA backend yet. The C++ twin of python/octopage/optim.
+// octopage::Optimizer. They update dense, contiguous fp32, bf16 and fp16 tensors in place:
+// CPU tensors always, CUDA tensors too when octopage is built with -DOCTOPAGE_CUDA=ON
+// (README, "The CUDA backend"). The C++ twin of python/octopage/optim.
 #pragma once
 
 #include <cstddef>
@@ -58,7 +59,8 @@ class AdamOptions : public ::torch::optim::OptimizerCloneableOptions<AdamOptions
   bool is_set(Field field) const noexcept { return (set_ >> static_cast<int>(field)) & 1u; }
   // These options' set fields over `base`'s.
   AdamOptions over(const AdamOptions& base) const;
-  // As the core takes them (octopage::ParamGroup::options).
+  // As the core takes them (octopage::ParamGroup::options): the state options as fields,
+  // the hyperparameters by their names in the registry ("lr", "betas", ...; amsgrad 0/1).
   GroupOptions group_options() const;
 
   // For schedulers (torch::optim::LRScheduler).
@@ -84,11 +86,11 @@ class AdamOptions : public ::torch::optim::OptimizerCloneableOptions<AdamOptions
   std::uint32_t set_ = 0;
 };
 
-// What a named class fixes: its rule, its state bits (0: optim_bits decides) and whether
-// it is paged.
+// What a named class fixes: its rule (a name of the registry, octopage/rules.h), its state
+// bits (0: optim_bits decides) and whether it is paged.
 struct Variant {
   const char* name;
-  Rule rule;
+  const char* rule;
   int bits;
   bool paged;
 };
@@ -105,15 +107,16 @@ struct Variant {
 //
 // torch::save(optimizer, path) / torch::load(optimizer, path) write and read
 // torch::optim::Adam's archive layout: param_groups with their options, and per
-// parameter step with exp_avg, exp_avg_sq (and max_exp_avg_sq) for 32-bit state, or the
-// 8-bit codes state1, state2 with absmax1, absmax2 (bitsandbytes' names) for 8-bit
-// state. So a torch::optim::Adam(W) checkpoint loads here and a 32-bit one saved here
-// loads into torch::optim::Adam(W). Loading takes the checkpoint's state and
-// hyperparameters (lr, betas, eps, weight_decay); the state options (amsgrad,
-// optim_bits, min_8bit_size, placement) stay this optimizer's, and the state is converted
-// to them (see Note [Loading state] in src/engine/optimizer.cc): a checkpoint saved with
-// state in RAM loads into an offloading optimizer. Parameters without state in the
-// checkpoint start afresh.
+// parameter its step and the rule's states (octopage::StateInfo, in the registry): for
+// 32-bit state each under torch's name (exp_avg, exp_avg_sq, max_exp_avg_sq), for 8-bit
+// state its codes under bitsandbytes' name (state1, state2) and its absmax under the
+// matching absmax name (absmax1, absmax2). A rule's states need no code here. So a
+// torch::optim::Adam(W) checkpoint loads here and a 32-bit one saved here loads into
+// torch::optim::Adam(W). Loading takes the checkpoint's state and hyperparameters (lr,
+// betas, eps, weight_decay); the state options (amsgrad, optim_bits, min_8bit_size,
+// placement) stay this optimizer's, and the state is converted to them (see Note
+// [Loading state] in src/engine/optimizer.cc): a checkpoint saved with state in RAM loads
+// into an offloading optimizer. Parameters without state in the checkpoint start afresh.
 class Optimizer : public ::torch::optim::Optimizer {
  public:
   ::torch::Tensor step(LossClosure closure = nullptr) override;
@@ -127,7 +130,8 @@ class Optimizer : public ::torch::optim::Optimizer {
   void add_param_group(const ::torch::optim::OptimizerParamGroup& param_group);
 
   const char* name() const noexcept { return variant_.name; }
-  Rule rule() const noexcept { return variant_.rule; }
+  // The core's rule: its name ("adam", "adamw"), hyperparameters and states.
+  const RuleInfo& rule() const noexcept { return core_.rule(); }
   AdamOptions& options(std::size_t group);
   const AdamOptions& options(std::size_t group) const;
 
@@ -168,25 +172,25 @@ class Optimizer : public ::torch::optim::Optimizer {
     explicit Name(const std::vector<::torch::optim::OptimizerParamGroup>& param_groups,        \
                   const AdamOptions& defaults = {}, TierOptions tiers = {})                    \
         : Optimizer(param_groups, defaults, std::move(tiers),                                  \
-                    Variant{#Name, Rule::rule_, bits_, paged_}) {}                             \
+                    Variant{#Name, rule_, bits_, paged_}) {}                                   \
     explicit Name(std::vector<::torch::Tensor> params, const AdamOptions& defaults = {},       \
                   TierOptions tiers = {})                                                      \
         : Name({::torch::optim::OptimizerParamGroup(std::move(params))}, defaults,             \
                std::move(tiers)) {}                                                            \
   }
 
-OCTOPAGE_TORCH_OPTIMIZER(Adam, kAdam, 0, false);
-OCTOPAGE_TORCH_OPTIMIZER(Adam8bit, kAdam, 8, false);
-OCTOPAGE_TORCH_OPTIMIZER(Adam32bit, kAdam, 32, false);
-OCTOPAGE_TORCH_OPTIMIZER(PagedAdam, kAdam, 0, true);
-OCTOPAGE_TORCH_OPTIMIZER(PagedAdam8bit, kAdam, 8, true);
-OCTOPAGE_TORCH_OPTIMIZER(PagedAdam32bit, kAdam, 32, true);
-OCTOPAGE_TORCH_OPTIMIZER(AdamW, kAdamW, 0, false);
-OCTOPAGE_TORCH_OPTIMIZER(AdamW8bit, kAdamW, 8, false);
-OCTOPAGE_TORCH_OPTIMIZER(AdamW32bit, kAdamW, 32, false);
-OCTOPAGE_TORCH_OPTIMIZER(PagedAdamW, kAdamW, 0, true);
-OCTOPAGE_TORCH_OPTIMIZER(PagedAdamW8bit, kAdamW, 8, true);
-OCTOPAGE_TORCH_OPTIMIZER(PagedAdamW32bit, kAdamW, 32, true);
+OCTOPAGE_TORCH_OPTIMIZER(Adam, "adam", 0, false);
+OCTOPAGE_TORCH_OPTIMIZER(Adam8bit, "adam", 8, false);
+OCTOPAGE_TORCH_OPTIMIZER(Adam32bit, "adam", 32, false);
+OCTOPAGE_TORCH_OPTIMIZER(PagedAdam, "adam", 0, true);
+OCTOPAGE_TORCH_OPTIMIZER(PagedAdam8bit, "adam", 8, true);
+OCTOPAGE_TORCH_OPTIMIZER(PagedAdam32bit, "adam", 32, true);
+OCTOPAGE_TORCH_OPTIMIZER(AdamW, "adamw", 0, false);
+OCTOPAGE_TORCH_OPTIMIZER(AdamW8bit, "adamw", 8, false);
+OCTOPAGE_TORCH_OPTIMIZER(AdamW32bit, "adamw", 32, false);
+OCTOPAGE_TORCH_OPTIMIZER(PagedAdamW, "adamw", 0, true);
+OCTOPAGE_TORCH_OPTIMIZER(PagedAdamW8bit, "adamw", 8, true);
+OCTOPAGE_TORCH_OPTIMIZER(PagedAdamW32bit, "adamw", 32, true);
 
 #undef OCTOPAGE_TORCH_OPTIMIZER
 

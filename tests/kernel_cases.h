@@ -1,7 +1,7 @@
-// The Adam kernel cases every backend's kernel test runs: each rule variant, state
-// format and dtype, inputs with the values kernels must get right, in buffers with
+// The kernel cases every backend's kernel test runs, from the rule registry: each row
+// (rule and variant), state format and dtype, inputs with the values kernels must get right, in buffers with
 // unaligned starts, and a bytewise comparison of everything a kernel writes. Shared by
-// tests/test_adam_kernels.cc (CPU SIMD targets) and tests/cuda/test_cuda.cc.
+// tests/test_kernels.cc (CPU SIMD targets) and tests/cuda/test_cuda.cc.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -10,49 +10,74 @@
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "src/kernels/chunk.h"
 #include "src/quant/dynamic_code.h"
 #include "src/quant/formats.h"
-#include "src/rules/adam.h"
+#include "src/rules/registry.h"
 #include "tests/test_util.h"
 
 namespace octopage::testing {
 
-using kernels::AdamKernel;
-using kernels::AdamVariant;
 using kernels::Chunk;
+using kernels::Kernel;
 
+// One kernel of the table: a row of a registered rule, a state format, a param dtype.
 struct KernelCase {
-  bool decoupled;
-  bool amsgrad;
+  int row;
   StateFormat format;
   DType dtype;
 
-  AdamVariant variant() const { return kernels::adam_variant(decoupled, amsgrad); }
-  int num_states() const { return amsgrad ? 3 : 2; }
+  const rules::RuleEntry& rule() const {
+    for (const rules::RuleEntry& e : rules::rule_entries()) {
+      if (row >= e.first_row && row < e.first_row + e.num_rows) return e;
+    }
+    throw std::out_of_range("no rule has row " + std::to_string(row));
+  }
+  const rules::RowSpec& spec() const { return rules::row_spec(row); }
+  int num_states() const { return spec().num_states; }
   std::string name() const {
-    return std::string(decoupled ? "adamw" : "adam") + (amsgrad ? "_amsgrad" : "") +
-           (format == StateFormat::kQ8 ? "_q8_" : "_fp32_") + dtype_name(dtype);
+    return rule().info.name + "[" + spec().variant + "]" + (format == StateFormat::kQ8 ? "_q8_" : "_fp32_") +
+           dtype_name(dtype);
   }
 };
 
+// Every kernel every backend must have: each row of each registered rule, in fp32 and,
+// where the row's states may be 8-bit, in 8 bits, for each param dtype.
 inline std::vector<KernelCase> all_cases() {
   std::vector<KernelCase> cases;
-  for (bool decoupled : {false, true}) {
-    for (bool amsgrad : {false, true}) {
-      for (StateFormat format : {StateFormat::kFp32, StateFormat::kQ8}) {
-        if (amsgrad && format == StateFormat::kQ8) continue;
-        for (DType dtype : kAllDTypes) cases.push_back({decoupled, amsgrad, format, dtype});
-      }
+  for (int row = 0; row < rules::kNumRows; ++row) {
+    for (StateFormat format : {StateFormat::kFp32, StateFormat::kQ8}) {
+      if (format == StateFormat::kQ8 && !rules::row_spec(row).quantizable) continue;
+      for (DType dtype : kAllDTypes) cases.push_back({row, format, dtype});
     }
   }
   return cases;
 }
 
-inline rules::AdamHyper test_hyper() { return {1e-2, 0.9, 0.999, 1e-8, 0.1}; }
+// A rule's resolved hyperparameters for the kernel tests: its defaults, with lr 1e-2 and
+// (where it has one) weight_decay 0.1, so that every term of the update matters.
+inline std::vector<double> test_values(const rules::RuleEntry& rule, double lr = 1e-2) {
+  std::vector<double> values;
+  for (const rules::HyperSpec& h : rule.hyperparameters) {
+    for (int k = 0; k < h.arity; ++k) {
+      double v = h.defaults[k];
+      if (std::string_view(h.name) == "lr") v = lr;
+      if (std::string_view(h.name) == "weight_decay") v = 0.1;
+      values.push_back(v);
+    }
+  }
+  return values;
+}
+
+// The scalars of step t for a case's row.
+inline rules::RuleScalars test_scalars(const KernelCase& c, std::int64_t t, double lr = 1e-2) {
+  const rules::RuleEntry& rule = c.rule();
+  return rule.scalars(test_values(rule, lr).data(), c.row - rule.first_row, t);
+}
 
 // Gradients with the values kernels must get right: NaN, infinities, a finite value
 // whose square overflows, signed zeros, and a block of zeros.
@@ -79,10 +104,11 @@ class KernelRun {
     std::mt19937_64 rng(seed + 2);
     const auto blocks = static_cast<std::size_t>(quant::q8_num_blocks(n));
     for (int k = 0; k < c.num_states(); ++k) {
+      const bool is_signed = c.spec().states[k].is_signed;
       if (c.format == StateFormat::kFp32) {
         std::vector<float> s = normal_values(static_cast<std::size_t>(n), seed + 3 + k, 0.01f);
-        if (k >= 1) {
-          for (float& x : s) x = x * x;  // second moments are squares
+        if (!is_signed) {
+          for (float& x : s) x = x * x;  // unsigned states hold second moments: squares
         }
         state_.emplace_back(DType::kFloat32, s, offset);
       } else {
@@ -91,15 +117,12 @@ class KernelRun {
         std::uniform_int_distribution<int> code(0, 255);
         for (std::int64_t i = 0; i < n; ++i) bytes[i] = static_cast<std::uint8_t>(code(rng));
         codes_.push_back(std::move(codes));
-        std::vector<float> absmax = uniform_values(blocks, seed + 5 + k, 0.0f, k == 0 ? 0.02f : 1e-4f);
+        std::vector<float> absmax = uniform_values(blocks, seed + 5 + k, 0.0f, is_signed ? 0.02f : 1e-4f);
         if (blocks > 1) absmax[1] = 0.0f;  // a block whose state is all zero...
         absmax_.emplace_back(DType::kFloat32, absmax, offset);
-        const std::uint8_t zero = k == 0 ? quant::signed_code().zero_index : 0;
+        const std::uint8_t zero = is_signed ? quant::signed_code().zero_index : quant::unsigned_code().zero_index;
         for (std::int64_t i = 256; i < std::min<std::int64_t>(n, 512); ++i) bytes[i] = zero;  // ...encoded so
       }
-    }
-    if (c.amsgrad) {  // v_max >= v
-      for (std::int64_t i = 0; i < n; ++i) state_[2].set(i, state_[1].get(i) * 1.5f);
     }
   }
 
@@ -119,8 +142,8 @@ class KernelRun {
     return ch;
   }
 
-  void run(AdamKernel kernel, int steps, const rules::AdamHyper& hyper = test_hyper()) {
-    for (int t = 1; t <= steps; ++t) kernel(chunk(), rules::make_adam_scalars(hyper, case_.decoupled, t));
+  void run(Kernel kernel, int steps, double lr = 1e-2) {
+    for (int t = 1; t <= steps; ++t) kernel(chunk(), test_scalars(case_, t, lr));
   }
 
   // Every byte the kernel may write: parameter, then each state buffer.
@@ -151,7 +174,7 @@ class KernelRun {
   std::vector<HostTensor> absmax_;  // 8-bit absmax
 };
 
-inline const char* const kBufferNames[] = {"param", "state 0", "state 1", "state 2", "absmax 0", "absmax 1"};
+inline const char* const kBufferNames[] = {"param", "state 0", "state 1", "state 2", "absmax 0", "absmax 1", "absmax 2"};
 
 inline void expect_same_bytes(const std::vector<std::vector<std::uint8_t>>& expected,
                        const std::vector<std::vector<std::uint8_t>>& actual) {
@@ -159,7 +182,7 @@ inline void expect_same_bytes(const std::vector<std::vector<std::uint8_t>>& expe
   for (std::size_t b = 0; b < expected.size(); ++b) {
     const auto mismatch = std::mismatch(expected[b].begin(), expected[b].end(), actual[b].begin());
     EXPECT_TRUE(mismatch.first == expected[b].end())
-        << "buffer " << b << " (" << kBufferNames[std::min<std::size_t>(b, 5)]
+        << "buffer " << b << " (" << kBufferNames[std::min<std::size_t>(b, 6)]
         << ") differs first at byte " << (mismatch.first - expected[b].begin()) << " of "
         << expected[b].size();
   }

@@ -2,7 +2,7 @@
 // own a = b + s*c with streaming (non-temporal) stores, and the in-place b = b + s*c, the
 // access pattern of an optimizer step (every line written was just read). Both move 12
 // bytes per element, as STREAM counts them.
-#include "bench/triad.h"
+#include "perf/triad.h"
 
 #include <algorithm>
 #include <chrono>
@@ -10,7 +10,7 @@
 #include <vector>
 
 #undef HWY_TARGET_INCLUDE
-#define HWY_TARGET_INCLUDE "bench/triad.cc"
+#define HWY_TARGET_INCLUDE "perf/triad.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/aligned_allocator.h"
 #include "hwy/highway.h"
@@ -18,7 +18,7 @@
 #include "src/engine/thread_pool.h"
 
 HWY_BEFORE_NAMESPACE();
-namespace octopage::bench::HWY_NAMESPACE {
+namespace octopage::perf::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
 // a[i] = b[i] + scalar*c[i] for i in [0, n); a, b, c aligned, n a multiple of the lanes.
@@ -41,11 +41,11 @@ void TriadInPlace(float* HWY_RESTRICT b, const float* HWY_RESTRICT c, float scal
   }
 }
 
-}  // namespace octopage::bench::HWY_NAMESPACE
+}  // namespace octopage::perf::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
-namespace octopage::bench {
+namespace octopage::perf {
 
 HWY_EXPORT(Triad);
 HWY_EXPORT(TriadInPlace);
@@ -66,11 +66,10 @@ TriadResult measure_triad(std::int64_t elements, int repetitions) {
   auto a = hwy::AllocateAligned<float>(n);
   auto b = hwy::AllocateAligned<float>(n);
   auto c = hwy::AllocateAligned<float>(n);
-  engine::ThreadPool& pool = engine::ThreadPool::instance();
   const std::int64_t tasks = elements / kTaskElements;
   const auto triad = HWY_DYNAMIC_DISPATCH(Triad);
   // First touch on the threads that will use the memory; also the warm-up.
-  pool.parallel_for(tasks, [&](std::int64_t t) {
+  engine::ThreadPool::instance().parallel_for(tasks, [&](std::int64_t t) {
     const std::size_t begin = static_cast<std::size_t>(t * kTaskElements);
     std::fill_n(a.get() + begin, kTaskElements, 0.0f);
     std::fill_n(b.get() + begin, kTaskElements, 1.0f);
@@ -82,13 +81,13 @@ TriadResult measure_triad(std::int64_t elements, int repetitions) {
   const auto in_place = HWY_DYNAMIC_DISPATCH(TriadInPlace);
   for (int r = 0; r < repetitions; ++r) {
     auto start = std::chrono::steady_clock::now();
-    pool.parallel_for(tasks, [&](std::int64_t t) {
+    engine::ThreadPool::instance().parallel_for(tasks, [&](std::int64_t t) {
       const std::size_t begin = static_cast<std::size_t>(t * kTaskElements);
       triad(a.get() + begin, b.get() + begin, c.get() + begin, 3.0f, kTaskElements);
     });
     rates.push_back(12.0 * static_cast<double>(elements) / seconds_since(start) / 1e9);
     start = std::chrono::steady_clock::now();
-    pool.parallel_for(tasks, [&](std::int64_t t) {
+    engine::ThreadPool::instance().parallel_for(tasks, [&](std::int64_t t) {
       const std::size_t begin = static_cast<std::size_t>(t * kTaskElements);
       in_place(b.get() + begin, c.get() + begin, 1e-30f, kTaskElements);
     });
@@ -107,5 +106,5 @@ TriadResult measure_triad(std::int64_t elements, int repetitions) {
   return result;
 }
 
-}  // namespace octopage::bench
+}  // namespace octopage::perf
 #endif  // HWY_ONCE

@@ -1,7 +1,7 @@
 // LLaMA-style model sizes by name, and the parameter shapes they give: what `octopage
 // train`/`demo` train (tiny, small), what `octopage memory` plans (llama-220m, llama-1b)
-// and what the tiers benchmark steps. Shapes only, framework-free; the LibTorch model that
-// has these parameters, in this order, is model.h.
+// and what the tiers and CUDA benchmarks step. Shapes only, framework-free; the LibTorch
+// model that has these parameters, in this order, is the command line's (model.h).
 #pragma once
 
 #include <cstdint>
@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-namespace octopage::cli {
+namespace octopage::perf {
 
 struct LlamaConfig {
   std::string name;
@@ -88,4 +88,4 @@ inline std::int64_t parameter_count(const LlamaConfig& c) {
   return total;
 }
 
-}  // namespace octopage::cli
+}  // namespace octopage::perf

@@ -3,8 +3,8 @@
 // error messages. Returns the exit status; usage errors exit(2).
 #pragma once
 
-namespace octopage::bench {
+namespace octopage::perf {
 
 int step_bench_main(int argc, char** argv, const char* program);
 
-}  // namespace octopage::bench
+}  // namespace octopage::perf

@@ -14,7 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace octopage::bench {
+namespace octopage::perf {
 
 // Set once by main: the program's name and usage text, for usage_error.
 inline const char* g_program = "octopage";
@@ -95,4 +95,4 @@ inline float hash_value(std::uint64_t i, std::uint64_t seed, float scale) {
   return scale * (static_cast<float>(z >> 40) * (2.0f / 16777216.0f) - 1.0f);
 }
 
-}  // namespace octopage::bench
+}  // namespace octopage::perf

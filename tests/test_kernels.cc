@@ -1,4 +1,5 @@
-// Every Adam kernel on every compiled SIMD target against the scalar reference kernels,
+// Every kernel of every registered rule on every compiled SIMD target against the
+// scalar reference kernels,
 // bitwise (parameters, fp32 state, 8-bit codes and absmax), at odd sizes and unaligned
 // starts; the reference kernels against the fp64 oracle within stated budgets; and the
 // non-finite gradient policy.
@@ -13,28 +14,31 @@
 #include <vector>
 
 #include "src/kernels/cpu/cpu_kernels.h"
-#include "src/kernels/reference/adam_reference.h"
+#include "src/kernels/reference/reference_kernels.h"
 #include "src/quant/dynamic_code.h"
 #include "src/quant/formats.h"
 #include "src/quant/q8_reference.h"
-#include "src/rules/adam.h"
-#include "src/rules/adam_oracle.h"
-#include "tests/adam_kernel_cases.h"
+#include "src/rules/registry.h"
+#include "tests/kernel_cases.h"
 #include "tests/test_util.h"
 
 namespace octopage {
 namespace {
 
-using kernels::AdamKernel;
+using kernels::Kernel;
 using testing::all_cases;
 using testing::KernelCase;
 using testing::KernelRun;
 using testing::kSizes;
 using testing::expect_same_bytes;
 using testing::test_gradients;
-using testing::test_hyper;
+using testing::test_values;
 
-TEST(AdamKernels, EveryTargetMatchesTheReferenceBitwise) {
+const quant::DynamicCode& code_of(bool is_signed) {
+  return is_signed ? quant::signed_code() : quant::unsigned_code();
+}
+
+TEST(Kernels, EveryTargetMatchesTheReferenceBitwise) {
   const std::vector<std::int64_t> targets = kernels::cpu::cpu_targets();
   ASSERT_FALSE(targets.empty());
   for (const KernelCase& c : all_cases()) {
@@ -42,11 +46,11 @@ TEST(AdamKernels, EveryTargetMatchesTheReferenceBitwise) {
       for (std::int64_t offset : {0, 1}) {
         SCOPED_TRACE(c.name() + " n=" + std::to_string(n) + " offset=" + std::to_string(offset));
         KernelRun expected(c, n, offset, 1234 + static_cast<std::uint64_t>(n));
-        expected.run(kernels::adam_reference_kernels().get(c.variant(), c.format, c.dtype), 3);
+        expected.run(kernels::reference_kernels().get(c.row, c.format, c.dtype), 3);
         for (std::int64_t target : targets) {
           SCOPED_TRACE("target " + kernels::cpu::cpu_target_name(target));
           kernels::cpu::ScopedCpuTarget force(target);
-          const AdamKernel kernel = kernels::cpu::cpu_kernels().adam.get(c.variant(), c.format, c.dtype);
+          const Kernel kernel = kernels::cpu::cpu_kernels().kernels.get(c.row, c.format, c.dtype);
           ASSERT_NE(kernel, nullptr);
           KernelRun actual(c, n, offset, 1234 + static_cast<std::uint64_t>(n));
           actual.run(kernel, 3);
@@ -61,7 +65,7 @@ TEST(AdamKernels, EveryTargetMatchesTheReferenceBitwise) {
 // src/kernels/cpu/hwy_ops-inl.h): denormals, NaNs with payloads, zeros, infinities, the
 // largest finite value, spread so that some vectors hold several kinds and some none,
 // stepped with lr 0 (they come back as stored, NaNs as 0x7FC0) and with lr 1e-2.
-TEST(AdamKernels, EveryTargetStoresSpecialBf16ParametersAsTheReference) {
+TEST(Kernels, EveryTargetStoresSpecialBf16ParametersAsTheReference) {
   const std::uint16_t specials[] = {0x0001, 0x8003, 0x007F, 0x0080, 0x7FC1, 0xFF81, 0x7FFF,
                                     0x0000, 0x8000, 0x7F80, 0xFF80, 0x7F7F, 0x3F80};
   constexpr std::int64_t n = 1024;
@@ -74,29 +78,32 @@ TEST(AdamKernels, EveryTargetStoresSpecialBf16ParametersAsTheReference) {
     if (c.dtype != DType::kBFloat16) continue;
     for (double lr : {0.0, 1e-2}) {
       SCOPED_TRACE(c.name() + " lr=" + std::to_string(lr));
-      rules::AdamHyper hyper = test_hyper();
-      hyper.lr = lr;
       KernelRun expected(c, n, 0, 99);
       with_specials(expected);
-      expected.run(kernels::adam_reference_kernels().get(c.variant(), c.format, c.dtype), 2, hyper);
+      expected.run(kernels::reference_kernels().get(c.row, c.format, c.dtype), 2, lr);
       for (std::int64_t target : kernels::cpu::cpu_targets()) {
         SCOPED_TRACE("target " + kernels::cpu::cpu_target_name(target));
         kernels::cpu::ScopedCpuTarget force(target);
         KernelRun actual(c, n, 0, 99);
         with_specials(actual);
-        actual.run(kernels::cpu::cpu_kernels().adam.get(c.variant(), c.format, c.dtype), 2, hyper);
+        actual.run(kernels::cpu::cpu_kernels().kernels.get(c.row, c.format, c.dtype), 2, lr);
         expect_same_bytes(expected.outputs(), actual.outputs());
       }
     }
   }
 }
 
-TEST(AdamKernels, EightBitAmsgradDoesNotExist) {
-  for (bool decoupled : {false, true}) {
-    for (DType dtype : testing::kAllDTypes) {
-      const auto variant = kernels::adam_variant(decoupled, true);
-      EXPECT_EQ(kernels::cpu::cpu_kernels().adam.get(variant, StateFormat::kQ8, dtype), nullptr);
-      EXPECT_EQ(kernels::adam_reference_kernels().get(variant, StateFormat::kQ8, dtype), nullptr);
+// A row whose states are never 8-bit (amsgrad's max_exp_avg_sq) has no 8-bit kernel on
+// any backend; every other combination has one.
+TEST(Kernels, TablesHaveExactlyTheRegisteredKernels) {
+  for (int row = 0; row < rules::kNumRows; ++row) {
+    for (StateFormat format : {StateFormat::kFp32, StateFormat::kQ8}) {
+      for (DType dtype : testing::kAllDTypes) {
+        const bool exists = format == StateFormat::kFp32 || rules::row_spec(row).quantizable;
+        SCOPED_TRACE(std::string(rules::row_spec(row).variant) + " " + dtype_name(dtype));
+        EXPECT_EQ(kernels::cpu::cpu_kernels().kernels.get(row, format, dtype) != nullptr, exists);
+        EXPECT_EQ(kernels::reference_kernels().get(row, format, dtype) != nullptr, exists);
+      }
     }
   }
 }
@@ -109,85 +116,81 @@ constexpr double kRuleUlps = 16.0;
 constexpr double kEps32 = 1.0 / 16777216.0;  // 2^-24
 
 // How far a stored parameter may be from the oracle: the rule's fp32 error, plus half a
-// unit in the last place of the dtype the parameter is stored in (one rounding).
+// unit in the last place of the dtype the parameter is stored in (one rounding; for a
+// parameter among fp16's subnormals, half their spacing of 2^-24).
 double param_tolerance(DType dtype, double p_old, double p_new) {
   const double rule = kRuleUlps * kEps32 * (std::fabs(p_old) + std::fabs(p_new - p_old));
-  const double half_unit = dtype == DType::kFloat32 ? 0.0
-                           : std::ldexp(std::fabs(p_new), dtype == DType::kBFloat16 ? -8 : -11);
+  double half_unit = 0.0;
+  if (dtype == DType::kBFloat16) half_unit = std::ldexp(std::fabs(p_new), -8);
+  if (dtype == DType::kFloat16) half_unit = std::max(std::ldexp(std::fabs(p_new), -11), std::ldexp(1.0, -25));
   return rule + half_unit + 1e-30;
 }
 
-rules::AdamOracleConfig oracle_config(const KernelCase& c) {
-  const rules::AdamHyper h = test_hyper();
-  rules::AdamOracleConfig config;
-  config.lr = h.lr;
-  config.beta1 = h.beta1;
-  config.beta2 = h.beta2;
-  config.eps = h.eps;
-  config.weight_decay = h.weight_decay;
-  config.decoupled = c.decoupled;
-  config.amsgrad = c.amsgrad;
-  return config;
+// How far fp32 state k may be from the oracle: the rule's fp32 error on the terms it
+// adds up (the old and new values, and the gradient, squared for unsigned states, which
+// hold second moments).
+double state_tolerance(bool is_signed, double old_value, double new_value, double g_eff) {
+  const double g_term = is_signed ? std::fabs(g_eff) : g_eff * g_eff;
+  return kRuleUlps * kEps32 * (std::fabs(old_value) + std::fabs(new_value) + g_term) + 1e-30;
 }
 
-TEST(AdamKernels, ReferenceFollowsTheOracle) {
+TEST(Kernels, ReferenceFollowsTheOracle) {
   constexpr std::int64_t n = 4099;
   constexpr std::int64_t kStep = 7;  // a step past the first, so bias corrections matter
   for (const KernelCase& c : all_cases()) {
     SCOPED_TRACE(c.name());
+    const rules::RuleEntry& rule = c.rule();
+    const rules::RowSpec& spec = c.spec();
+    const int K = spec.num_states;
+    const int local_row = c.row - rule.first_row;
+    const std::vector<double> values = test_values(rule);
     KernelRun run(c, n, 1, 99);
-    const rules::AdamOracleConfig config = oracle_config(c);
 
     // The oracle starts from the kernel's inputs as the kernel reads them.
-    std::vector<rules::AdamOracleElement> oracle(n);
+    std::vector<double> p_oracle(n);
+    std::vector<std::vector<double>> state(n, std::vector<double>(rules::kMaxStates, 0.0));
     for (std::int64_t i = 0; i < n; ++i) {
-      auto& e = oracle[i];
-      e.p = run.param().get(i);
-      if (c.format == StateFormat::kFp32) {
-        e.m = run.state(0).get(i);
-        e.v = run.state(1).get(i);
-        if (c.amsgrad) e.v_max = run.state(2).get(i);
-      } else {
-        const std::int64_t block = i / quant::kQ8BlockSize;
-        e.m = quant::decode_reference(quant::signed_code(), run.codes(0)[i], run.absmax(0)[block]);
-        e.v = quant::decode_reference(quant::unsigned_code(), run.codes(1)[i], run.absmax(1)[block]);
+      p_oracle[i] = run.param().get(i);
+      for (int k = 0; k < K; ++k) {
+        if (c.format == StateFormat::kFp32) {
+          state[i][k] = run.state(k).get(i);
+        } else {
+          state[i][k] = quant::decode_reference(code_of(spec.states[k].is_signed), run.codes(k)[i],
+                                                run.absmax(k)[i / quant::kQ8BlockSize]);
+        }
       }
     }
     const std::vector<float> p_old = run.param().values();
     const std::vector<float> g = run.grad().values();
-    const std::vector<rules::AdamOracleElement> start = oracle;
-    for (std::int64_t i = 0; i < n; ++i) rules::adam_oracle_step(config, kStep, g[i], oracle[i]);
+    const std::vector<std::vector<double>> start = state;
+    std::vector<double> g_eff(n);
+    for (std::int64_t i = 0; i < n; ++i) {
+      g_eff[i] = rule.oracle(values.data(), local_row, kStep, g[i], p_oracle[i], state[i].data());
+    }
 
-    kernels::adam_reference_kernels().get(c.variant(), c.format, c.dtype)(
-        run.chunk(), rules::make_adam_scalars(test_hyper(), c.decoupled, kStep));
+    kernels::reference_kernels().get(c.row, c.format, c.dtype)(run.chunk(), testing::test_scalars(c, kStep));
 
     int code_mismatches = 0;
     for (std::int64_t i = 0; i < n; ++i) {
-      const auto& e = oracle[i];
       const double p = run.param().get(i);
-      ASSERT_LE(std::fabs(p - e.p), param_tolerance(c.dtype, p_old[i], e.p))
-          << "element " << i << ": parameter " << p << ", oracle " << e.p;
+      ASSERT_LE(std::fabs(p - p_oracle[i]), param_tolerance(c.dtype, p_old[i], p_oracle[i]))
+          << "element " << i << ": parameter " << p << ", oracle " << p_oracle[i];
       if (c.format == StateFormat::kFp32) {
-        const double g_abs = std::isfinite(g[i]) ? std::fabs(g[i]) : 0.0;  // skipped if not
-        const double g_eff = g_abs + (c.decoupled ? 0.0 : config.weight_decay * std::fabs(p_old[i]));
-        const double m_scale = config.beta1 * std::fabs(start[i].m) + (1 - config.beta1) * g_eff;
-        ASSERT_LE(std::fabs(run.state(0).get(i) - e.m), kRuleUlps * kEps32 * m_scale + 1e-30)
-            << "element " << i;
-        ASSERT_LE(std::fabs(run.state(1).get(i) - e.v), kRuleUlps * kEps32 * std::fabs(e.v) * 2 + 1e-30)
-            << "element " << i;
+        for (int k = 0; k < K; ++k) {
+          ASSERT_LE(std::fabs(run.state(k).get(i) - state[i][k]),
+                    state_tolerance(spec.states[k].is_signed, start[i][k], state[i][k], g_eff[i]))
+              << "element " << i << " state " << spec.states[k].name;
+        }
       } else if (i % quant::kQ8BlockSize == 0) {
         // Code space: the kernel's codes against the reference encoder applied to the
         // oracle's state, block by block.
         const std::int64_t len = std::min(quant::kQ8BlockSize, n - i);
-        for (int k = 0; k < 2; ++k) {
-          const quant::DynamicCode& code = k == 0 ? quant::signed_code() : quant::unsigned_code();
-          std::vector<float> values(len);
-          for (std::int64_t j = 0; j < len; ++j) {
-            values[j] = static_cast<float>(k == 0 ? oracle[i + j].m : oracle[i + j].v);
-          }
+        for (int k = 0; k < K; ++k) {
+          std::vector<float> block(len);
+          for (std::int64_t j = 0; j < len; ++j) block[j] = static_cast<float>(state[i + j][k]);
           std::vector<std::uint8_t> codes(len);
           float absmax = 0.0f;
-          quant::quantize_block_reference(code, values.data(), len, codes.data(), &absmax);
+          quant::quantize_block_reference(code_of(spec.states[k].is_signed), block.data(), len, codes.data(), &absmax);
           const float kernel_absmax = run.absmax(k)[i / quant::kQ8BlockSize];
           ASSERT_NEAR(kernel_absmax, absmax, kRuleUlps * kEps32 * absmax + 1e-30) << "block at " << i;
           for (std::int64_t j = 0; j < len; ++j) {
@@ -203,7 +206,7 @@ TEST(AdamKernels, ReferenceFollowsTheOracle) {
   }
 }
 
-TEST(AdamKernels, NonFiniteGradientSkipsOnlyItsElement) {
+TEST(Kernels, NonFiniteGradientSkipsOnlyItsElement) {
   constexpr std::int64_t n = 4099;
   for (const KernelCase& c : all_cases()) {
     SCOPED_TRACE(c.name());
@@ -213,16 +216,16 @@ TEST(AdamKernels, NonFiniteGradientSkipsOnlyItsElement) {
     for (int k = 0; c.format == StateFormat::kFp32 && k < c.num_states(); ++k) {
       state_before.push_back(run.state(k).values());
     }
-    std::vector<float> decoded_before[2];
+    std::vector<std::vector<float>> decoded_before(c.num_states());
     if (c.format == StateFormat::kQ8) {
-      for (int k = 0; k < 2; ++k) {
+      for (int k = 0; k < c.num_states(); ++k) {
         decoded_before[k].resize(n);
-        quant::dequantize_reference(k == 0 ? quant::signed_code() : quant::unsigned_code(),
-                                    run.codes(k), run.absmax(k), n, decoded_before[k].data());
+        quant::dequantize_reference(code_of(c.spec().states[k].is_signed), run.codes(k), run.absmax(k), n,
+                                    decoded_before[k].data());
       }
     }
     const std::vector<float> g = run.grad().values();
-    run.run(kernels::cpu::cpu_kernels().adam.get(c.variant(), c.format, c.dtype), 1);
+    run.run(kernels::cpu::cpu_kernels().kernels.get(c.row, c.format, c.dtype), 1);
 
     const std::size_t element = dtype_size(c.dtype);
     const std::vector<std::uint8_t> param_after = run.param().bytes();
@@ -239,10 +242,9 @@ TEST(AdamKernels, NonFiniteGradientSkipsOnlyItsElement) {
         }
         if (c.format == StateFormat::kQ8) {
           // Re-encoded with the block's new absmax: within half a code step of before.
-          for (int k = 0; k < 2; ++k) {
+          for (int k = 0; k < c.num_states(); ++k) {
             const float absmax = run.absmax(k)[i / quant::kQ8BlockSize];
-            const float after = quant::decode_reference(k == 0 ? quant::signed_code() : quant::unsigned_code(),
-                                                        run.codes(k)[i], absmax);
+            const float after = quant::decode_reference(code_of(c.spec().states[k].is_signed), run.codes(k)[i], absmax);
             ASSERT_LE(std::fabs(after - decoded_before[k][i]), 0.0071f * absmax) << "element " << i;
           }
         }
@@ -252,7 +254,7 @@ TEST(AdamKernels, NonFiniteGradientSkipsOnlyItsElement) {
     }
     EXPECT_GT(skipped, 100);
     for (std::int64_t b = 0; c.format == StateFormat::kQ8 && b < quant::q8_num_blocks(n); ++b) {
-      ASSERT_TRUE(std::isfinite(run.absmax(0)[b]) && std::isfinite(run.absmax(1)[b])) << "block " << b;
+      for (int k = 0; k < c.num_states(); ++k) ASSERT_TRUE(std::isfinite(run.absmax(k)[b])) << "block " << b;
     }
   }
 }

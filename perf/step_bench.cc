@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -16,15 +17,15 @@
 
 #include <nlohmann/json.hpp>
 
-#include "bench/common.h"
-#include "bench/step_bench.h"
-#include "bench/triad.h"
 #include "octopage/octopage.h"
 #include "src/engine/thread_pool.h"
 #include "src/kernels/cpu/cpu_kernels.h"
 #include "src/quant/float_convert.h"
+#include "perf/common.h"
+#include "perf/step_bench.h"
+#include "perf/triad.h"
 
-namespace octopage::bench {
+namespace octopage::perf {
 namespace {
 
 using nlohmann::json;
@@ -209,9 +210,9 @@ StepResult run_case(const Case& c, double min_time, double limit_gb_per_s) {
   for (std::int64_t i = 0; i < c.num_params; ++i) {
     params.push_back({buffers.param(i * c.numel, c.numel), buffers.grad(i * c.numel, c.numel)});
   }
-  GroupOptions options = default_options(Rule::kAdamW);
+  GroupOptions options = default_options("adamw");
   options.optim_bits = c.optim_bits;
-  Optimizer optimizer(Rule::kAdamW, options);
+  Optimizer optimizer("adamw", options);
   optimizer.add_param_group(std::move(params));
   optimizer.step();  // creates the state
   optimizer.step();  // warm
@@ -372,4 +373,4 @@ int step_bench_main(int argc, char** argv, const char* program) {
   }
 }
 
-}  // namespace octopage::bench
+}  // namespace octopage::perf

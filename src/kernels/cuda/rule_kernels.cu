@@ -1,4 +1,4 @@
-// The CUDA Adam kernels: the rule of src/rules/adam.h on one element per thread step,
+// The CUDA kernels of every registered rule: a row's update on one element per thread step,
 // several elements per thread, many parameters' chunks per launch (their descriptors
 // travel in the kernel argument, so a step allocates and copies nothing), on the
 // caller's stream. 8-bit state: one warp per block of 256 values, the block's new
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "src/kernels/cuda/cuda_kernels.h"
+#include "src/kernels/kernel_table.h"
 #include "src/kernels/scalar_element.h"
 #include "src/quant/formats.h"
 #include "src/quant/param_io.h"
@@ -61,10 +62,10 @@ __device__ int task_of(const Batch& batch, int tile) {
 __device__ __forceinline__ float max_of(float a, float b) { return a < b ? b : a; }
 
 template <class Rule, DType kDType>
-__global__ void __launch_bounds__(kThreads) adam_fp32(const __grid_constant__ Batch batch) {
+__global__ void __launch_bounds__(kThreads) fp32_kernel(const __grid_constant__ Batch batch) {
   const int t = task_of(batch, static_cast<int>(blockIdx.x));
   const Chunk& c = batch.tasks[t].chunk;
-  const rules::AdamScalars& scalars = batch.tasks[t].scalars;
+  const auto scalars = rules::unpack_scalars<typename Rule::Scalars>(batch.tasks[t].scalars);
   const std::int64_t tile_begin = static_cast<std::int64_t>(blockIdx.x - batch.first_tile[t]) * kFp32TileElements;
 #pragma unroll
   for (int e = 0; e < kFp32PerThread; ++e) {
@@ -76,8 +77,8 @@ __global__ void __launch_bounds__(kThreads) adam_fp32(const __grid_constant__ Ba
 // One 8-bit block of 256 values, updated by one warp: decode, update, the block's new
 // absmax (Note [Block absmax]), encode.
 template <class Rule, DType kDType>
-__device__ __forceinline__ void adam_q8_block(const quant::Q8DeviceCode* codes, const Chunk& c,
-                                              const rules::AdamScalars& scalars, std::int64_t block) {
+__device__ __forceinline__ void q8_block(const quant::Q8DeviceCode* codes, const Chunk& c,
+                                         const typename Rule::Scalars& scalars, std::int64_t block) {
   constexpr int K = Rule::kNumStates;
   const std::int64_t begin = block * quant::kQ8BlockSize;
   const int lane = static_cast<int>(threadIdx.x % kWarpSize);
@@ -134,7 +135,7 @@ __device__ __forceinline__ void adam_q8_block(const quant::Q8DeviceCode* codes, 
 }
 
 template <class Rule, DType kDType>
-__global__ void __launch_bounds__(kThreads) adam_q8(const __grid_constant__ Batch batch) {
+__global__ void __launch_bounds__(kThreads) q8_kernel(const __grid_constant__ Batch batch) {
   __shared__ quant::Q8DeviceCode codes[2];  // loaded once per thread block
   auto* words = reinterpret_cast<std::uint32_t*>(codes);
   const auto* source = reinterpret_cast<const std::uint32_t*>(g_codes);
@@ -147,7 +148,9 @@ __global__ void __launch_bounds__(kThreads) adam_q8(const __grid_constant__ Batc
     const Chunk& c = batch.tasks[t].chunk;
     const std::int64_t block =
         static_cast<std::int64_t>(tile - batch.first_tile[t]) * kQ8BlocksPerTile + threadIdx.x / kWarpSize;
-    if (block * quant::kQ8BlockSize < c.n) adam_q8_block<Rule, kDType>(codes, c, batch.tasks[t].scalars, block);
+    if (block * quant::kQ8BlockSize < c.n) {
+      q8_block<Rule, kDType>(codes, c, rules::unpack_scalars<typename Rule::Scalars>(batch.tasks[t].scalars), block);
+    }
   }
 }
 
@@ -177,7 +180,7 @@ cudaError_t prepare_q8(int* blocks) {
 using Launcher = cudaError_t (*)(const CudaTask*, std::size_t, cudaStream_t);
 
 template <class Rule, DType kDType, bool kQ8>
-cudaError_t launch(const CudaTask* tasks, std::size_t num_tasks, cudaStream_t stream) {
+cudaError_t launch_batches(const CudaTask* tasks, std::size_t num_tasks, cudaStream_t stream) {
   constexpr std::int64_t kTile = kQ8 ? kQ8TileElements : kFp32TileElements;
   constexpr std::int64_t kMaxTiles = 0x7FFFFFFF;  // gridDim.x
   int q8_blocks = 0;
@@ -206,9 +209,9 @@ cudaError_t launch(const CudaTask* tasks, std::size_t num_tasks, cudaStream_t st
     batch.first_tile[batch.num_tasks] = static_cast<int>(tiles);
     if constexpr (kQ8) {
       const auto grid = static_cast<unsigned>(std::min<std::int64_t>(tiles, q8_blocks));
-      adam_q8<Rule, kDType><<<grid, kThreads, 0, stream>>>(batch);
+      q8_kernel<Rule, kDType><<<grid, kThreads, 0, stream>>>(batch);
     } else {
-      adam_fp32<Rule, kDType><<<static_cast<unsigned>(tiles), kThreads, 0, stream>>>(batch);
+      fp32_kernel<Rule, kDType><<<static_cast<unsigned>(tiles), kThreads, 0, stream>>>(batch);
     }
     const cudaError_t status = cudaGetLastError();
     if (status != cudaSuccess) return status;
@@ -216,39 +219,29 @@ cudaError_t launch(const CudaTask* tasks, std::size_t num_tasks, cudaStream_t st
   return cudaSuccess;
 }
 
-template <class Rule, bool kQ8>
-Launcher launcher_for(DType dtype) {
-  switch (dtype) {
-    case DType::kFloat32: return &launch<Rule, DType::kFloat32, kQ8>;
-    case DType::kBFloat16: return &launch<Rule, DType::kBFloat16, kQ8>;
-    case DType::kFloat16: return &launch<Rule, DType::kFloat16, kQ8>;
-  }
-  return nullptr;
-}
+// Every launcher, [row][state format][param dtype], as KernelTable lays out kernels.
+struct LauncherTable {
+  Launcher launchers[rules::kNumRows][kNumStateFormats][kNumDTypes] = {};
+};
 
-template <bool kDecoupled, bool kAmsgrad>
-Launcher launcher_for(StateFormat format, DType dtype) {
-  using Rule = rules::Adam<kDecoupled, kAmsgrad>;
-  if (format == StateFormat::kFp32) return launcher_for<Rule, false>(dtype);
-  if constexpr (Rule::kQuantizable) return launcher_for<Rule, true>(dtype);
-  return nullptr;
-}
-
-Launcher launcher_for(AdamVariant variant, StateFormat format, DType dtype) {
-  switch (variant) {
-    case AdamVariant::kAdam: return launcher_for<false, false>(format, dtype);
-    case AdamVariant::kAdamAmsgrad: return launcher_for<false, true>(format, dtype);
-    case AdamVariant::kAdamW: return launcher_for<true, false>(format, dtype);
-    case AdamVariant::kAdamWAmsgrad: return launcher_for<true, true>(format, dtype);
-  }
-  return nullptr;
+const LauncherTable& launchers() {
+  static const LauncherTable table = [] {
+    LauncherTable t;
+    for_each_kernel<rules::RegisteredRules>([&]<class Row, StateFormat kFormat, DType kDType>(int row) {
+      t.launchers[row][static_cast<int>(kFormat)][static_cast<int>(kDType)] =
+          &launch_batches<Row, kDType, kFormat == StateFormat::kQ8>;
+    });
+    return t;
+  }();
+  return table;
 }
 
 }  // namespace
 
-int launch_adam(AdamVariant variant, StateFormat format, DType dtype, const CudaTask* tasks,
-                std::size_t num_tasks, void* stream) {
-  const Launcher launcher = launcher_for(variant, format, dtype);
+int launch(int row, StateFormat format, DType dtype, const CudaTask* tasks, std::size_t num_tasks,
+           void* stream) {
+  if (row < 0 || row >= rules::kNumRows) return static_cast<int>(cudaErrorInvalidValue);
+  const Launcher launcher = launchers().launchers[row][static_cast<int>(format)][static_cast<int>(dtype)];
   if (launcher == nullptr) return static_cast<int>(cudaErrorInvalidValue);
   return static_cast<int>(launcher(tasks, num_tasks, static_cast<cudaStream_t>(stream)));
 }

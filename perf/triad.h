@@ -1,12 +1,13 @@
 // The machine's memory bandwidth, measured as STREAM measures it: a[i] = b[i] + s*c[i]
 // with stores that bypass the caches, and the in-place b[i] = b[i] + s*c[i] (an optimizer
-// step's pattern), over arrays far larger than the caches, on the library's threads.
-// Every step figure the benchmark prints is also a fraction of the better of the two.
+// step's pattern), over arrays far larger than the caches, on as many threads as a step
+// uses (octopage's own thread pool). Every step figure the benchmark prints is also a fraction of
+// the better of the two.
 #pragma once
 
 #include <cstdint>
 
-namespace octopage::bench {
+namespace octopage::perf {
 
 struct TriadResult {
   double best_gb_per_s = 0;    // best repetition, bytes moved / s (12 per element)
@@ -23,4 +24,6 @@ struct TriadResult {
 // Runs `repetitions` of each triad over three arrays of `elements` floats each.
 TriadResult measure_triad(std::int64_t elements, int repetitions);
 
-}  // namespace octopage::bench
+// The best SIMD target of this CPU among those compiled here: the one octopage's kernels
+
+}  // namespace octopage::perf

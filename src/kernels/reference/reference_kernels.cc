@@ -1,0 +1,68 @@
+#include "src/kernels/reference/reference_kernels.h"
+
+#include <algorithm>
+#include <cstdint>
+
+#include "src/kernels/kernel_table.h"
+#include "src/kernels/scalar_element.h"
+#include "src/quant/formats.h"
+#include "src/quant/param_io.h"
+#include "src/quant/q8_reference.h"
+#include "src/rules/scalar_ops.h"
+
+namespace octopage::kernels {
+namespace {
+
+const quant::DynamicCode& code_of(bool is_signed) {
+  return is_signed ? quant::signed_code() : quant::unsigned_code();
+}
+
+struct Reference {
+  template <class Row, StateFormat kFormat, DType kDType>
+  static void kernel(const Chunk& c, const rules::RuleScalars& packed) {
+    const auto scalars = rules::unpack_scalars<typename Row::Scalars>(packed);
+    if constexpr (kFormat == StateFormat::kFp32) {
+      for (std::int64_t i = 0; i < c.n; ++i) update_fp32_element<Row, kDType>(scalars, c, i);
+    } else {
+      q8<Row, kDType>(c, scalars);
+    }
+  }
+
+  template <class Row, DType kDType>
+  static void q8(const Chunk& c, const typename Row::Scalars& scalars) {
+    constexpr int K = kStateSlots<Row>;
+    const rules::ScalarOps ops;
+    for (std::int64_t begin = 0; begin < c.n; begin += quant::kQ8BlockSize) {
+      const std::int64_t block = begin / quant::kQ8BlockSize;
+      const std::int64_t len = std::min(quant::kQ8BlockSize, c.n - begin);
+      float updated[K][quant::kQ8BlockSize];
+      for (std::int64_t j = 0; j < len; ++j) {
+        const std::int64_t i = begin + j;
+        float p = quant::load_element<kDType>(c.param, i);
+        float state[K];
+        for (int k = 0; k < Row::kNumStates; ++k) {
+          const auto* codes = static_cast<const std::uint8_t*>(c.state[k]);
+          state[k] = quant::decode_reference(code_of(Row::state_signed(k)), codes[i],
+                                             c.absmax[k][block]);
+        }
+        Row::update(ops, scalars, quant::load_element<kDType>(c.grad, i), p, state);
+        quant::store_element<kDType>(c.param, i, p);
+        for (int k = 0; k < Row::kNumStates; ++k) updated[k][j] = state[k];
+      }
+      for (int k = 0; k < Row::kNumStates; ++k) {
+        quant::quantize_block_reference(code_of(Row::state_signed(k)), updated[k], len,
+                                        static_cast<std::uint8_t*>(c.state[k]) + begin,
+                                        &c.absmax[k][block]);
+      }
+    }
+  }
+};
+
+}  // namespace
+
+const KernelTable& reference_kernels() {
+  static const KernelTable table = make_kernel_table<rules::RegisteredRules, Reference>();
+  return table;
+}
+
+}  // namespace octopage::kernels
