@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import octopage
-from octopage import optim
+from octopage import _core, optim
 
 PLACEMENTS = ["device", "paged", "offload"]
 STEPS = 8
@@ -101,25 +101,62 @@ def bf16_steps_apart(a, b):
     return ((a - b).abs() / ulp).max().item()
 
 
+RULES = [rule["name"] for rule in _core.rules()]
+# The class each registered rule's 32-bit optimizer is checked against, in fp32 with
+# foreach=False: a new rule adds its row here, and the parity test below covers it under
+# every placement and in every variant.
+TORCH_REFERENCES = {
+    "adam": (optim.Adam, torch.optim.Adam),
+    "adamw": (optim.AdamW, torch.optim.AdamW),
+}
+
+
+def variant_options(rule):
+    """Keyword sets that reach every variant of a rule, from the registry alone: its
+    defaults, and each flag set or each hyperparameter that defaults to 0 set to 0.5
+    (as the C++ tests' variant_examples)."""
+    info = next(r for r in _core.rules() if r["name"] == rule)
+    yield {}
+    for h in info["hyperparameters"]:
+        if h["defaults"] == [0.0]:
+            yield {h["name"]: True if h["kind"] == "flag" else 0.5}
+
+
+def test_every_rule_has_a_torch_reference():
+    assert set(RULES) <= set(TORCH_REFERENCES)
+
+
 @pytest.mark.parametrize("placement", PLACEMENTS)
-@pytest.mark.parametrize("name,torch_class", [("Adam", torch.optim.Adam), ("AdamW", torch.optim.AdamW)])
-@pytest.mark.parametrize("amsgrad", [False, True])
-def test_fp32_matches_torch_optim(tmp_path, placement, name, torch_class, amsgrad):
+@pytest.mark.parametrize("rule", RULES)
+def test_fp32_matches_torch_optim(tmp_path, placement, rule):
+    ours_class, torch_class = TORCH_REFERENCES[rule]
+    bnb_name = {s["name"]: s["bnb_name"] for r in _core.rules() if r["name"] == rule
+                for v in r["variants"] for s in v["states"]}
     params = make_params(torch.float32)
-    ours, opt = run(lambda g: getattr(optim, name)(g, amsgrad=amsgrad, placement=placement,
-                                                   offload_dir=tmp_path), params)
-    theirs, ref = run(lambda g: torch_class(g, amsgrad=amsgrad, foreach=False), params)
-    for group_index, group in enumerate(ref.param_groups):
-        for index, (p, q) in enumerate(zip(opt.param_groups[group_index]["params"], group["params"])):
-            assert relative_error(p.detach(), q.detach()) < 1e-6
-            state = opt.core_state(group_index, index)
-            expected = ref.state[q]
-            assert state["step"] == int(expected["step"]) == STEPS - (1 if q is theirs[1] else 0)
-            assert state["placement"] == placement and state["format"] == "32bit"
-            for key, torch_key in [("state1", "exp_avg"), ("state2", "exp_avg_sq")] + \
-                    ([("max_exp_avg_sq", "max_exp_avg_sq")] if amsgrad else []):
-                # torch takes m by lerp, so m differs by rounding: compare at the tensor's scale.
-                assert relative_error(torch.from_numpy(state[key]), expected[torch_key].flatten()) < 1e-6
+    tried = 0
+    for kwargs in variant_options(rule):
+        try:
+            torch_class([torch.nn.Parameter(torch.zeros(1))], **kwargs)
+        except ValueError:
+            continue  # a combination torch refuses, e.g. nesterov without momentum
+        tried += 1
+        ours, opt = run(lambda g: ours_class(g, placement=placement, offload_dir=tmp_path, **kwargs), params)
+        theirs, ref = run(lambda g: torch_class(g, foreach=False, **kwargs), params)
+        for group_index, group in enumerate(ref.param_groups):
+            for index, (p, q) in enumerate(zip(opt.param_groups[group_index]["params"], group["params"])):
+                assert relative_error(p.detach(), q.detach()) < 1e-6, kwargs
+                state = opt.core_state(group_index, index)
+                expected = {k: v for k, v in ref.state[q].items() if v is not None}
+                steps = STEPS - (1 if q is theirs[1] else 0)
+                assert state["step"] == int(expected.pop("step", steps)) == steps
+                arrays = set(state) - {"step", "format", "placement"}
+                assert arrays == {bnb_name[k] for k in expected}, kwargs
+                # A rule variant without state has nothing to place: it reports 'device'.
+                assert state["placement"] == (placement if arrays else "device") and state["format"] == "32bit"
+                for torch_key, value in expected.items():
+                    # torch takes Adam's m by lerp, so m differs by rounding: compare at the tensor's scale.
+                    assert relative_error(torch.from_numpy(state[bnb_name[torch_key]]), value.flatten()) < 1e-6
+    assert tried >= 2
 
 
 @pytest.mark.parametrize("placement", PLACEMENTS)

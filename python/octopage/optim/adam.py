@@ -11,6 +11,9 @@ direct_io, io_backend.
 """
 from octopage.optim.optimizer import Optimizer, optimizer_class
 
+__all__ = ["Adam", "Adam8bit", "Adam32bit", "PagedAdam", "PagedAdam8bit", "PagedAdam32bit",
+           "AdamW", "AdamW8bit", "AdamW32bit", "PagedAdamW", "PagedAdamW8bit", "PagedAdamW32bit"]
+
 
 def _variant(name, rule, bits, paged, default_weight_decay):
     """A class of Optimizer with bitsandbytes' constructor for its name."""
