@@ -108,6 +108,7 @@ RULES = [rule["name"] for rule in _core.rules()]
 TORCH_REFERENCES = {
     "adam": (optim.Adam, torch.optim.Adam),
     "adamw": (optim.AdamW, torch.optim.AdamW),
+    "sgd": (optim.SGD, torch.optim.SGD),
 }
 
 
