@@ -25,6 +25,8 @@ namespace octopage {
 namespace engine {
 struct ParamState;
 class Tiers;
+struct Step;
+struct OffloadOutcome;
 }
 
 // Per-parameter overrides of its group's state options (like bitsandbytes'
@@ -175,6 +177,12 @@ class Optimizer {
 
  private:
   void check_usable() const;
+  // The phases of step() (src/engine/step.h).
+  void check_step(engine::Step& step) const;
+  void make_state(engine::Step& step);
+  void plan_step(engine::Step& step);
+  void run_step(engine::Step& step);
+  [[noreturn]] void fail_offload_step(engine::Step& step, const engine::OffloadOutcome& outcome);
   // The state of parameter `index` of param group `group` (nullptr: none yet); throws
   // Error when there is no such parameter.
   const engine::ParamState* find_state(std::size_t group, std::size_t index) const;

@@ -13,10 +13,6 @@ namespace {
 // Elements a CPU task of cpu_step updates: as a step's tasks on state in RAM.
 constexpr std::int64_t kCpuTaskElements = std::int64_t{1} << 16;
 
-char* element(const void* base, DType dtype, std::int64_t i) {
-  return static_cast<char*>(const_cast<void*>(base)) + i * static_cast<std::int64_t>(dtype_size(dtype));
-}
-
 }  // namespace
 
 SlotEvents::SlotEvents(int slots) {
@@ -28,34 +24,34 @@ CudaOffloadRing::CudaOffloadRing(int slots, std::uint64_t slot_bytes, Allocator&
       data_(device, slot_bytes * static_cast<std::uint64_t>(slots), "the device staging ring of offloaded state"),
       loaded_(slots), updated_(slots), home_(slots) {}
 
-void CudaOffloadRing::run(const std::vector<CudaRecord>& records, CudaStream compute) {
+void CudaOffloadRing::run(const std::vector<WorkItem>& records, CudaStream compute) {
   if (records.empty()) return;
   start_.record(compute);  // slots are free once the caller's earlier work is done
   start_.wait_on(upload_.get());
-  const Parameter none{};
   for (std::size_t i = 0; i < records.size(); ++i) {
-    const CudaRecord& r = records[i];
+    const WorkItem& r = records[i];
     const ParamState& state = *r.state;
     const int s = static_cast<int>(i % static_cast<std::size_t>(slots_));
-    const std::int64_t begin = r.record * state.record_elements;
-    const std::int64_t n = std::min(state.record_elements, state.numel - begin);
+    const std::int64_t begin = r.begin;
+    const std::int64_t n = r.n;
+    const std::int64_t record = begin / state.record_elements;
     const std::uint64_t bytes = state.bytes_of(n);
     if (i >= static_cast<std::size_t>(slots_)) home_[s].wait_on(upload_.get());
     if (r.first_step) {
-      state.zero_fill_cuda(state.record_chunk(none, slot(s), begin, n), upload_.get());
+      state.zero_fill_cuda(state.record_chunk({}, slot(s), begin, n), upload_.get());
     } else {
-      memory::cuda::copy_async(slot(s), state.host_record(r.record), bytes, upload_.get());
+      memory::cuda::copy_async(slot(s), state.host_record(record), bytes, upload_.get());
     }
     loaded_[s].record(upload_.get());
 
     loaded_[s].wait_on(compute);
-    const kernels::cuda::CudaTask task{state.record_chunk(*r.param, slot(s), begin, n), *r.scalars};
+    const kernels::cuda::CudaTask task{state.record_chunk(buffers_of(*r.param), slot(s), begin, n), *r.scalars};
     memory::cuda::check(kernels::cuda::launch(state.row, state.format, state.dtype, &task, 1, compute),
                         "the update kernel launch");
     updated_[s].record(compute);
 
     updated_[s].wait_on(download_.get());
-    memory::cuda::copy_async(state.host_record(r.record), slot(s), bytes, download_.get());
+    memory::cuda::copy_async(state.host_record(record), slot(s), bytes, download_.get());
     home_[s].record(download_.get());
   }
   done_.record(download_.get());
@@ -74,40 +70,35 @@ std::int64_t CpuStepRing::chunk_elements(std::uint64_t slot_bytes) {
   return elements / quant::kQ8BlockSize * quant::kQ8BlockSize;
 }
 
-void CpuStepRing::download(const CpuStepChunk& c, int s) {
-  const kernels::Chunk on_device = c.state->chunk(*c.param, c.begin, c.n);
+void CpuStepRing::download(const WorkItem& c, int s) {
+  const kernels::Chunk on_device = c.state->chunk(buffers_of(*c.param), c.begin, c.n);
   const std::uint64_t bytes = static_cast<std::uint64_t>(c.n) * dtype_size(c.state->dtype);
   memory::cuda::copy_async(slot(s), on_device.param, bytes, download_.get());
   memory::cuda::copy_async(slot(s) + slot_bytes_ / 2, on_device.grad, bytes, download_.get());
   loaded_[s].record(download_.get());
 }
 
-void CpuStepRing::run(const std::vector<CpuStepChunk>& chunks, CudaStream compute) {
+void CpuStepRing::run(const std::vector<WorkItem>& chunks, CudaStream compute) {
   if (chunks.empty()) return;
   start_.record(compute);  // gradients are ready once the caller's earlier work is done
   start_.wait_on(download_.get());
   const std::size_t ahead = std::min(chunks.size(), static_cast<std::size_t>(slots_));
   for (std::size_t i = 0; i < ahead; ++i) download(chunks[i], static_cast<int>(i));
-  const Parameter none{};
   for (std::size_t i = 0; i < chunks.size(); ++i) {
-    const CpuStepChunk& c = chunks[i];
+    const WorkItem& c = chunks[i];
     const int s = static_cast<int>(i % static_cast<std::size_t>(slots_));
     loaded_[s].synchronize();
-    kernels::Chunk work = c.state->chunk(none, c.begin, c.n);
-    work.param = slot(s);
-    work.grad = slot(s) + slot_bytes_ / 2;
+    const ElementBuffers staged{slot(s), slot(s) + slot_bytes_ / 2, c.begin};  // the chunk's elements, in the slot
     const std::int64_t tasks = (c.n + kCpuTaskElements - 1) / kCpuTaskElements;
     ThreadPool::instance().parallel_for(tasks, [&](std::int64_t t) {
       const std::int64_t offset = t * kCpuTaskElements;
-      const std::int64_t n = std::min(kCpuTaskElements, c.n - offset);
-      kernels::Chunk part = c.state->chunk(none, c.begin + offset, n);
-      part.param = element(work.param, c.state->dtype, offset);
-      part.grad = element(work.grad, c.state->dtype, offset);
+      const kernels::Chunk part = c.state->chunk(staged, c.begin + offset, std::min(kCpuTaskElements, c.n - offset));
       if (c.first_step) c.state->zero_fill(part);
       c.kernel(part, *c.scalars);
     });
     const std::uint64_t bytes = static_cast<std::uint64_t>(c.n) * dtype_size(c.state->dtype);
-    memory::cuda::copy_async(c.state->chunk(*c.param, c.begin, c.n).param, work.param, bytes, upload_.get());
+    memory::cuda::copy_async(c.state->chunk(buffers_of(*c.param), c.begin, c.n).param, staged.param, bytes,
+                             upload_.get());
     uploaded_[s].record(upload_.get());
     if (i + ahead < chunks.size()) {
       uploaded_[s].wait_on(download_.get());  // the slot's parameter is up before the next chunk comes down

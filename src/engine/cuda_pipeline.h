@@ -13,6 +13,7 @@
 
 #include "octopage/options.h"
 #include "src/engine/param_state.h"
+#include "src/engine/work_item.h"
 #include "src/kernels/chunk.h"
 #include "src/memory/buffer.h"
 #include "src/memory/cuda_memory.h"
@@ -30,24 +31,17 @@ class SlotEvents {
   std::vector<std::unique_ptr<memory::cuda::Event>> events_;
 };
 
-// One record of a CUDA parameter's offloaded state (Note [Offload records]).
-struct CudaRecord {
-  const ParamState* state;
-  const Parameter* param;
-  const rules::RuleScalars* scalars;
-  std::int64_t record;
-  bool first_step;  // the record starts as the zero state rather than from host memory
-};
-
 class CudaOffloadRing {
  public:
   // `slots` device slots of chunk_bytes, from `device`.
   CudaOffloadRing(int slots, std::uint64_t slot_bytes, Allocator& device);
   std::uint64_t bytes() const { return slot_bytes_ * static_cast<std::uint64_t>(slots_); }
-  // Record i is copied into slot i % slots on the upload stream, updated on `compute`,
-  // and copied home on the download stream; a slot is reused only after its copy home.
-  // Throws Error(kRuntime) when the CUDA runtime refuses a call.
-  void run(const std::vector<CudaRecord>& records, CudaStream compute);
+  // `records`: one work item per record of a CUDA parameter's offloaded state (Note
+  // [Offload records]). Record i is copied into slot i % slots on the upload stream (or
+  // zeroed there at its first step), updated on `compute`, and copied home on the
+  // download stream; a slot is reused only after its copy home. Throws Error(kRuntime)
+  // when the CUDA runtime refuses a call.
+  void run(const std::vector<WorkItem>& records, CudaStream compute);
 
  private:
   char* slot(int s) const { return data_.as<char>() + slot_bytes_ * static_cast<std::uint64_t>(s); }
@@ -59,17 +53,6 @@ class CudaOffloadRing {
   memory::cuda::Event start_, done_;
 };
 
-// A chunk of a CUDA parameter whose state is placed `cpu_step`.
-struct CpuStepChunk {
-  const ParamState* state;
-  const Parameter* param;
-  kernels::Kernel kernel;  // a CPU kernel
-  const rules::RuleScalars* scalars;
-  std::int64_t begin;
-  std::int64_t n;
-  bool first_step;  // zero the state first
-};
-
 class CpuStepRing {
  public:
   // `slots` host slots of slot_bytes, each holding a chunk's parameter and gradient
@@ -78,14 +61,16 @@ class CpuStepRing {
   CpuStepRing(int slots, std::uint64_t slot_bytes, bool pinned);
   static std::int64_t chunk_elements(std::uint64_t slot_bytes);
   std::uint64_t bytes() const { return slot_bytes_ * static_cast<std::uint64_t>(slots_); }
-  // Chunk i: its parameter and gradient come down into slot i % slots on the download
+  // `chunks`: work items of CUDA parameters placed `cpu_step`, each at most
+  // chunk_elements(slot_bytes) elements, with their CPU kernels. Chunk i: its parameter
+  // and gradient come down into slot i % slots on the download
   // stream (up to `slots` chunks ahead), the CPU updates it, its parameter goes up on
   // the upload stream. Throws Error(kRuntime) when the CUDA runtime refuses a call.
-  void run(const std::vector<CpuStepChunk>& chunks, CudaStream compute);
+  void run(const std::vector<WorkItem>& chunks, CudaStream compute);
 
  private:
   char* slot(int s) const { return data_.as<char>() + slot_bytes_ * static_cast<std::uint64_t>(s); }
-  void download(const CpuStepChunk& chunk, int s);
+  void download(const WorkItem& chunk, int s);
   int slots_;
   std::uint64_t slot_bytes_;
   memory::Buffer data_;

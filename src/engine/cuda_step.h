@@ -33,8 +33,8 @@ class CudaStep {
  private:
   std::vector<const ParamState*> fresh_, paged_;
   std::map<std::tuple<int, StateFormat, DType>, std::vector<kernels::cuda::CudaTask>> tasks_;
-  std::vector<CudaRecord> records_;
-  std::vector<CpuStepChunk> chunks_;
+  std::vector<WorkItem> records_;  // `offload`: one per record
+  std::vector<WorkItem> chunks_;   // `cpu_step`: whole parameters, cut by prepare()
   std::uint64_t offload_bytes_ = 0, cpu_step_bytes_ = 0;
   std::int64_t cpu_step_chunk_ = 0;  // elements per cpu_step chunk, from the tiers' chunk_bytes
   CudaOffloadRing* offload_ring_ = nullptr;

@@ -16,17 +16,19 @@ struct Batch {
   bool needs_read = false;          // some record has state to read
 };
 
-std::uint64_t file_offset(const OffloadRecord& r) {
-  return r.state->file_offset + static_cast<std::uint64_t>(r.record) * r.state->record_stride;
+std::int64_t record_of(const WorkItem& r) { return r.begin / r.state->record_elements; }
+
+std::uint64_t file_offset(const WorkItem& r) {
+  return r.state->file_offset + static_cast<std::uint64_t>(record_of(r)) * r.state->record_stride;
 }
 
-std::vector<Batch> make_batches(const std::vector<OffloadRecord>& records,
+std::vector<Batch> make_batches(const std::vector<WorkItem>& records,
                                 const std::vector<std::size_t>& order, std::uint64_t slot_bytes) {
   std::vector<Batch> batches;
   for (std::size_t i = 0; i < order.size(); ++i) {
-    const OffloadRecord& r = records[order[i]];
+    const WorkItem& r = records[order[i]];
     const std::uint64_t offset = file_offset(r);
-    const std::uint64_t bytes = r.state->record_file_bytes(r.record);
+    const std::uint64_t bytes = r.state->record_file_bytes(record_of(r));
     if (batches.empty() || batches.back().offset + batches.back().bytes != offset ||
         batches.back().bytes + bytes > slot_bytes) {
       batches.push_back({i, i, offset, 0, false});
@@ -34,14 +36,14 @@ std::vector<Batch> make_batches(const std::vector<OffloadRecord>& records,
     Batch& b = batches.back();
     b.last = i + 1;
     b.bytes += bytes;
-    b.needs_read = b.needs_read || !r.fresh;
+    b.needs_read = b.needs_read || !r.first_step;
   }
   return batches;
 }
 
 class Pipeline {
  public:
-  Pipeline(const std::vector<OffloadRecord>& records, Tiers& tiers, std::int64_t chunk_elements)
+  Pipeline(const std::vector<WorkItem>& records, Tiers& tiers, std::int64_t chunk_elements)
       : records_(records), ring_(tiers.ring()), queue_(tiers.io_queue()),
         path_(tiers.offload_file()->path()), chunk_elements_(chunk_elements),
         order_(records.size()) {
@@ -122,33 +124,31 @@ class Pipeline {
   void update(std::size_t b) {
     const Batch& batch = batches_[b];
     struct Piece {
-      const OffloadRecord* record;
+      const WorkItem* record;
       char* staged;  // the record in the ring
       std::int64_t begin, n;
     };
     std::vector<Piece> pieces;
     char* staged = slot_of(b);
     for (std::size_t i = batch.first; i < batch.last; ++i) {
-      const OffloadRecord& r = records_[order_[i]];
-      const ParamState& s = *r.state;
-      const std::int64_t first = r.record * s.record_elements;
-      const std::int64_t end = std::min(first + s.record_elements, s.numel);
-      for (std::int64_t begin = first; begin < end; begin += chunk_elements_) {
+      const WorkItem& r = records_[order_[i]];
+      const std::int64_t end = r.begin + r.n;
+      for (std::int64_t begin = r.begin; begin < end; begin += chunk_elements_) {
         pieces.push_back({&r, staged, begin, std::min(chunk_elements_, end - begin)});
       }
-      staged += s.record_file_bytes(r.record);
+      staged += r.state->record_file_bytes(record_of(r));
     }
     ThreadPool::instance().parallel_for(static_cast<std::int64_t>(pieces.size()), [&](std::int64_t p) {
       const Piece& piece = pieces[static_cast<std::size_t>(p)];
-      const OffloadRecord& r = *piece.record;
-      const kernels::Chunk c = r.state->record_chunk(*r.param, piece.staged, piece.begin, piece.n);
-      if (r.fresh) r.state->zero_fill(c);
+      const WorkItem& r = *piece.record;
+      const kernels::Chunk c = r.state->record_chunk(buffers_of(*r.param), piece.staged, piece.begin, piece.n);
+      if (r.first_step) r.state->zero_fill(c);
       r.kernel(c, *r.scalars);
     });
     for (std::size_t i = batch.first; i < batch.last; ++i) outcome_.updated[order_[i]] = 1;
   }
 
-  const std::vector<OffloadRecord>& records_;
+  const std::vector<WorkItem>& records_;
   StagingRing& ring_;
   memory::IoQueue& queue_;
   std::string path_;
@@ -162,7 +162,7 @@ class Pipeline {
 
 }  // namespace
 
-OffloadOutcome run_offload_step(const std::vector<OffloadRecord>& records, Tiers& tiers,
+OffloadOutcome run_offload_step(const std::vector<WorkItem>& records, Tiers& tiers,
                                 std::int64_t chunk_elements) {
   if (records.empty()) return {};
   return Pipeline(records, tiers, chunk_elements).run();

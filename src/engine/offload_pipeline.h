@@ -10,30 +10,21 @@
 
 #include "src/engine/param_state.h"
 #include "src/engine/tiers.h"
-#include "src/kernels/chunk.h"
+#include "src/engine/work_item.h"
 
 namespace octopage::engine {
 
-// One record of one parameter to update in this step.
-struct OffloadRecord {
-  const ParamState* state = nullptr;
-  const Parameter* param = nullptr;
-  kernels::Kernel kernel = nullptr;
-  const rules::RuleScalars* scalars = nullptr;
-  std::int64_t record = 0;
-  bool fresh = false;      // no state yet: zero-filled in the ring, not read
-  std::size_t owner = 0;   // the caller's index of the parameter
-};
-
 struct OffloadOutcome {
-  // Per record: its parameter elements were updated, and its state was written home.
+  // Per item (one record each): its parameter elements were updated, and its state was
+  // written home.
   std::vector<char> updated, home;
   // Empty when every record is updated and home; else what went wrong.
   std::string error;
 };
 
 // `chunk_elements`: the most elements per kernel call (the unit the threads share).
-OffloadOutcome run_offload_step(const std::vector<OffloadRecord>& records, Tiers& tiers,
+// `records`: one work item per record of `offload` state, each its record's elements.
+OffloadOutcome run_offload_step(const std::vector<WorkItem>& records, Tiers& tiers,
                                 std::int64_t chunk_elements);
 
 }  // namespace octopage::engine

@@ -15,6 +15,7 @@
 #include "src/engine/offload_pipeline.h"
 #include "src/engine/paged_hints.h"
 #include "src/engine/param_state.h"
+#include "src/engine/step.h"
 #include "src/engine/thread_pool.h"
 #include "src/engine/tiers.h"
 #include "src/kernels/cpu/cpu_kernels.h"
@@ -39,14 +40,6 @@ StateFormat format_for(const GroupOptions& options, const Parameter& p) {
 Placement placement_for(const GroupOptions& options, const ParamOverrides& overrides) {
   return overrides.placement.value_or(options.placement);
 }
-
-// One task of a step on state in memory: a chunk and what to run on it.
-struct Task {
-  kernels::Kernel kernel;
-  kernels::Chunk chunk;
-  std::size_t scalars;                        // index into the step's scalars
-  const engine::ParamState* fresh = nullptr;  // state to zero-fill first (first step)
-};
 
 // "param group 0, parameters 1, 4 (partly) ..." for the failure message.
 std::string list_params(const std::vector<std::pair<std::size_t, std::size_t>>& params) {
@@ -185,147 +178,154 @@ void Optimizer::check_usable() const {
 
 void Optimizer::step() {
   check_usable();
-  const kernels::KernelTable& kernels = kernels::cpu::cpu_kernels().kernels;
-  const rules::RuleEntry& rule = entry_of(*rule_);
+  engine::Step step(tier_options_.chunk_bytes);
+  check_step(step);  // 1. every input; nothing is modified yet
+  make_state(step);  // 2. new state and the rings, placed; nothing is modified yet
+  plan_step(step);   // 3. every update as work items on its route
+  run_step(step);    // 4. offloaded state first (Note [Failed step]), then the rest
+  note_peaks();
+}
 
-  // 1. Check every input; nothing is modified yet.
-  struct Update {
-    ParamGroup* group;
-    std::size_t group_index;
-    std::size_t index;
-  };
-  std::vector<Update> updates;
-  std::vector<engine::Resolved> resolved(groups_.size());  // each group's hyperparameters and row
+void Optimizer::check_step(engine::Step& step) const {
+  const rules::RuleEntry& rule = entry_of(*rule_);
   std::vector<engine::ParamSpan> spans;
+  step.resolved.resize(groups_.size());
   for (std::size_t g = 0; g < groups_.size(); ++g) {
-    ParamGroup& group = groups_[g];
-    resolved[g] = engine::check_group_options(rule, group.options, &defaults_, g);
+    const ParamGroup& group = groups_[g];
+    step.resolved[g] = engine::check_group_options(rule, group.options, &defaults_, g);
     for (std::size_t i = 0; i < group.size(); ++i) {
       const Parameter& p = group.params_[i];
       const engine::ParamState* state = group.states_[i].get();
-      engine::check_parameter(p, group.options, resolved[g].row, g, i, /*cuda_memory=*/state == nullptr);
+      engine::check_parameter(p, group.options, step.resolved[g].row, g, i, /*cuda_memory=*/state == nullptr);
       if (p.grad.data == nullptr) continue;
-      if (state != nullptr) engine::check_state_fits(*state, p, resolved[g].row, g, i);
-      updates.push_back({&group, g, i});
+      if (state != nullptr) engine::check_state_fits(*state, p, step.resolved[g].row, g, i);
+      step.updates.push_back({const_cast<ParamGroup*>(&group), g, i, nullptr, group.states_[i].get()});
       spans.push_back(engine::span_of(p, g, i));
     }
   }
   engine::check_no_overlap(std::move(spans));
+}
 
-  // 2. Make and place state for parameters stepping for the first time, and the ring
-  //    if state is offloaded. Out of memory or file space throws here, before any update;
-  //    the new state is then simply released.
-  std::vector<std::unique_ptr<engine::ParamState>> fresh(updates.size());
+// Out of memory or file space throws here, before any update; the new state is then
+// simply released.
+void Optimizer::make_state(engine::Step& step) {
   std::vector<engine::ParamState*> to_place;
   bool offloads = false;
-  for (std::size_t u = 0; u < updates.size(); ++u) {
-    const Update& up = updates[u];
+  for (engine::StepUpdate& up : step.updates) {
     const Parameter& p = up.group->params_[up.index];
     const GroupOptions& o = up.group->options;
-    if (up.group->states_[up.index] == nullptr) {
-      fresh[u] = engine::ParamState::make(format_for(o, p), p.value.dtype, p.value.numel,
-                                          resolved[up.group_index].row, placement_for(o, p.overrides),
+    if (up.state == nullptr) {
+      up.fresh = engine::ParamState::make(format_for(o, p), p.value.dtype, p.value.numel,
+                                          step.resolved[up.group_index].row, placement_for(o, p.overrides),
                                           p.value.device);
-      to_place.push_back(fresh[u].get());
+      up.state = up.fresh.get();
+      to_place.push_back(up.state);
     }
-    const engine::ParamState& state = fresh[u] ? *fresh[u] : *up.group->states_[up.index];
-    offloads = offloads || state.placement == Placement::kOffload;
+    offloads = offloads || up.state->placement == Placement::kOffload;
   }
   tiers_->place(to_place);
   if (offloads) {
     tiers_->ring();
     tiers_->io_queue();
   }
+}
 
-  // 3. Plan: the step's scalars per parameter; offloaded state as records, state in
-  //    memory cut into chunks.
-  std::vector<rules::RuleScalars> scalars(updates.size());
-  std::vector<engine::OffloadRecord> records;
-  std::vector<Task> tasks;
-  engine::CudaStep cuda_step;
-  engine::PagedHints hints(tier_options_.chunk_bytes);
-  for (std::size_t u = 0; u < updates.size(); ++u) {
-    const Update& up = updates[u];
-    engine::ParamState& state = fresh[u] ? *fresh[u] : *up.group->states_[up.index];
-    scalars[u] = rule.scalars(resolved[up.group_index].values.data(), state.row - rule.first_row, state.step + 1);
-    const kernels::Kernel kernel = kernels.get(state.row, state.format, state.dtype);
+// One route per (device, placement): a CUDA parameter's every placement goes to
+// CudaStep, which routes it further; on the CPU, `offload` state goes record by record
+// through the staging ring, and state in memory (`device`, `paged`) is cut into chunks.
+void Optimizer::plan_step(engine::Step& step) {
+  const kernels::KernelTable& kernels = kernels::cpu::cpu_kernels().kernels;
+  const rules::RuleEntry& rule = entry_of(*rule_);
+  step.scalars.resize(step.updates.size());
+  for (std::size_t u = 0; u < step.updates.size(); ++u) {
+    const engine::StepUpdate& up = step.updates[u];
+    const engine::ParamState& state = *up.state;
+    step.scalars[u] = rule.scalars(step.resolved[up.group_index].values.data(), state.row - rule.first_row,
+                                   state.step + 1);
     const Parameter& p = up.group->params_[up.index];
-    const bool first_step = state.step == 0;
+    const engine::WorkItem whole{&state, &p, kernels.get(state.row, state.format, state.dtype), &step.scalars[u],
+                                 0, state.numel, state.step == 0, u};
     if (state.device == Device::kCUDA) {
-      cuda_step.add(state, p, kernel, &scalars[u], first_step);
+      step.cuda.add(state, p, whole.kernel, whole.scalars, whole.first_step);
       continue;
     }
-    if (state.placement == Placement::kOffload) {
-      for (std::int64_t r = 0; r < state.num_records(); ++r) {
-        records.push_back({&state, &p, kernel, &scalars[u], r, first_step, u});
+    const bool offload = state.placement == Placement::kOffload;
+    const std::int64_t piece = offload ? state.record_elements : kChunkElements;
+    for (std::int64_t begin = 0; begin < state.numel; begin += piece) {
+      engine::WorkItem item = whole;
+      item.begin = begin;
+      item.n = std::min(piece, state.numel - begin);
+      if (offload) {
+        step.records.push_back(item);
+        continue;
       }
-      continue;
-    }
-    for (std::int64_t begin = 0; begin < state.numel; begin += kChunkElements) {
-      const std::int64_t n = std::min(kChunkElements, state.numel - begin);
-      const kernels::Chunk chunk = state.chunk(p, begin, n);
-      if (state.placement == Placement::kPaged) hints.add(tasks.size(), state, chunk);
-      tasks.push_back({kernel, chunk, u, first_step ? &state : nullptr});
+      if (state.placement == Placement::kPaged) {
+        step.hints.add(step.tasks.size(), state, state.chunk(engine::buffers_of(p), item.begin, item.n));
+      }
+      step.tasks.push_back(item);
     }
   }
+  step.cuda.prepare(*tiers_);  // the CUDA rings, before anything is modified
+}
 
-  cuda_step.prepare(*tiers_);  // the CUDA rings, before anything is modified
-
-  // 4. Run: offloaded state first (Note [Failed step]), then state in memory. Kernels
-  //    neither fail nor throw.
-  const engine::OffloadOutcome outcome = engine::run_offload_step(records, *tiers_, kChunkElements);
-  if (!outcome.error.empty()) {
-    std::vector<std::int64_t> total(updates.size()), updated(updates.size()), home(updates.size());
-    for (std::size_t r = 0; r < records.size(); ++r) {
-      const std::size_t u = records[r].owner;
-      ++total[u];
-      updated[u] += outcome.updated[r];
-      home[u] += outcome.home[r];
-    }
-    std::vector<std::pair<std::size_t, std::size_t>> done, partly, untouched;
-    for (std::size_t u = 0; u < updates.size(); ++u) {
-      const Update& up = updates[u];
-      const bool complete = total[u] > 0 && home[u] == total[u];
-      if (complete || updated[u] > 0) {  // its state now exists and is (partly) written
-        if (fresh[u] != nullptr) up.group->states_[up.index] = std::move(fresh[u]);
-        if (complete) ++up.group->states_[up.index]->step;
-      }
-      (complete ? done : updated[u] > 0 ? partly : untouched).emplace_back(up.group_index, up.index);
-    }
-    note_peaks();
-    if (done.empty() && partly.empty()) {
-      detail::throw_error(ErrorKind::kRuntime, outcome.error,
-                          ". Nothing was updated: the optimizer is as it was before this step.");
-    }
-    failure_ = outcome.error + ". The step stopped part-way. Updated: " + list_params(done) +
-               ". Partly updated (parameter and state no longer match): " + list_params(partly) +
-               ". Not updated: " + list_params(untouched) +
-               ". Restore the model and the optimizer from a checkpoint.";
-    detail::throw_error(ErrorKind::kRuntime, failure_);
-  }
-  if (!cuda_step.empty()) {
+void Optimizer::run_step(engine::Step& step) {
+  // Offloaded state first (Note [Failed step]), then state in memory. Kernels neither
+  // fail nor throw.
+  const engine::OffloadOutcome outcome = engine::run_offload_step(step.records, *tiers_, kChunkElements);
+  if (!outcome.error.empty()) fail_offload_step(step, outcome);
+  if (!step.cuda.empty()) {
     try {
-      cuda_step.run(cuda_stream_);
+      step.cuda.run(cuda_stream_);
     } catch (const Error& e) {
       failure_ = std::string(e.what()) + ". The step stopped part-way: its CUDA parameters may be partly "
                  "updated. Restore the model and the optimizer from a checkpoint.";
       detail::throw_error(ErrorKind::kRuntime, failure_);
     }
   }
-  hints.start();
-  engine::ThreadPool::instance().parallel_for(
-      static_cast<std::int64_t>(tasks.size()), [&](std::int64_t t) {
-        const Task& task = tasks[static_cast<std::size_t>(t)];
-        hints.on_task(static_cast<std::size_t>(t));
-        if (task.fresh != nullptr) task.fresh->zero_fill(task.chunk);
-        task.kernel(task.chunk, scalars[task.scalars]);
-      });
-  for (std::size_t u = 0; u < updates.size(); ++u) {
-    const Update& up = updates[u];
-    if (fresh[u] != nullptr) up.group->states_[up.index] = std::move(fresh[u]);
+  step.hints.start();
+  engine::ThreadPool::instance().parallel_for(static_cast<std::int64_t>(step.tasks.size()), [&](std::int64_t t) {
+    const engine::WorkItem& task = step.tasks[static_cast<std::size_t>(t)];
+    step.hints.on_task(static_cast<std::size_t>(t));
+    const kernels::Chunk chunk = task.state->chunk(engine::buffers_of(*task.param), task.begin, task.n);
+    if (task.first_step) task.state->zero_fill(chunk);
+    task.kernel(chunk, *task.scalars);
+  });
+  for (engine::StepUpdate& up : step.updates) {
+    if (up.fresh != nullptr) up.group->states_[up.index] = std::move(up.fresh);
     ++up.group->states_[up.index]->step;
   }
+}
+
+// An I/O error of offloaded state (Note [Failed step]): what was updated is kept and
+// said, and the optimizer is failed unless nothing was.
+void Optimizer::fail_offload_step(engine::Step& step, const engine::OffloadOutcome& outcome) {
+  const std::size_t count = step.updates.size();
+  std::vector<std::int64_t> total(count), updated(count), home(count);
+  for (std::size_t r = 0; r < step.records.size(); ++r) {
+    const std::size_t u = step.records[r].owner;
+    ++total[u];
+    updated[u] += outcome.updated[r];
+    home[u] += outcome.home[r];
+  }
+  std::vector<std::pair<std::size_t, std::size_t>> done, partly, untouched;
+  for (std::size_t u = 0; u < count; ++u) {
+    engine::StepUpdate& up = step.updates[u];
+    const bool complete = total[u] > 0 && home[u] == total[u];
+    if (complete || updated[u] > 0) {  // its state now exists and is (partly) written
+      if (up.fresh != nullptr) up.group->states_[up.index] = std::move(up.fresh);
+      if (complete) ++up.group->states_[up.index]->step;
+    }
+    (complete ? done : updated[u] > 0 ? partly : untouched).emplace_back(up.group_index, up.index);
+  }
   note_peaks();
+  if (done.empty() && partly.empty()) {
+    detail::throw_error(ErrorKind::kRuntime, outcome.error,
+                        ". Nothing was updated: the optimizer is as it was before this step.");
+  }
+  failure_ = outcome.error + ". The step stopped part-way. Updated: " + list_params(done) +
+             ". Partly updated (parameter and state no longer match): " + list_params(partly) +
+             ". Not updated: " + list_params(untouched) + ". Restore the model and the optimizer from a checkpoint.";
+  detail::throw_error(ErrorKind::kRuntime, failure_);
 }
 
 // Note [Loading state]

@@ -37,11 +37,11 @@ RecordLayout record_layout(const ParamState& s, std::int64_t n) {
 }
 
 // The parameter side of a chunk (none for a snapshot, which has no parameter).
-kernels::Chunk param_chunk(const Parameter& param, DType dtype, std::int64_t begin, std::int64_t n) {
-  const std::size_t element = dtype_size(dtype);
+kernels::Chunk param_chunk(const ElementBuffers& e, DType dtype, std::int64_t begin, std::int64_t n) {
+  const auto offset = (begin - e.first) * static_cast<std::int64_t>(dtype_size(dtype));
   kernels::Chunk c;
-  if (param.value.data != nullptr) c.param = static_cast<char*>(param.value.data) + begin * element;
-  if (param.grad.data != nullptr) c.grad = static_cast<const char*>(param.grad.data) + begin * element;
+  if (e.param != nullptr) c.param = static_cast<char*>(e.param) + offset;
+  if (e.grad != nullptr) c.grad = static_cast<const char*>(e.grad) + offset;
   c.n = n;
   return c;
 }
@@ -95,19 +95,19 @@ std::uint64_t ParamState::file_bytes() const {
   return records == 0 ? 0 : (records - 1) * record_stride + record_file_bytes(records - 1);
 }
 
-kernels::Chunk ParamState::chunk(const Parameter& param, std::int64_t begin, std::int64_t n) const {
-  kernels::Chunk c = param_chunk(param, dtype, begin, n);
+kernels::Chunk ParamState::chunk(const ElementBuffers& elements, std::int64_t begin, std::int64_t n) const {
+  kernels::Chunk c = param_chunk(elements, dtype, begin, n);
   for (int k = 0; k < num_states; ++k) c.state[k] = values[k] + begin * value_bytes();
   for (int k = 0; k < num_absmax(); ++k) c.absmax[k] = absmax[k] + begin / quant::kQ8BlockSize;
   return c;
 }
 
-kernels::Chunk ParamState::record_chunk(const Parameter& param, char* record, std::int64_t begin,
+kernels::Chunk ParamState::record_chunk(const ElementBuffers& elements, char* record, std::int64_t begin,
                                         std::int64_t n) const {
   const std::int64_t first = begin / record_elements * record_elements;
   const RecordLayout layout = record_layout(*this, std::min(record_elements, numel - first));
   const std::int64_t offset = begin - first;
-  kernels::Chunk c = param_chunk(param, dtype, begin, n);
+  kernels::Chunk c = param_chunk(elements, dtype, begin, n);
   for (int k = 0; k < num_states; ++k) c.state[k] = record + layout.values[k] + offset * value_bytes();
   for (int k = 0; k < num_absmax(); ++k) {
     c.absmax[k] = reinterpret_cast<float*>(record + layout.absmax[k]) + offset / quant::kQ8BlockSize;
@@ -149,7 +149,7 @@ void ParamState::zero_fill_cuda(const kernels::Chunk& c, CudaStream stream) cons
 
 template <class Visit>
 void ParamState::for_each_piece(const memory::StateFile* file, memory::IoKind io, Visit visit) const {
-  const Parameter none{};
+  const ElementBuffers none{};
   if (numel == 0) return;  // nothing placed, nothing to copy
   if (placement != Placement::kOffload) {
     visit(chunk(none, 0, numel), std::int64_t{0});

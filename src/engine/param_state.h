@@ -18,6 +18,17 @@
 
 namespace octopage::engine {
 
+// Where a kernel finds a parameter's elements and its gradient's: element `first` at
+// `param` and `grad` (the buffers themselves: first = 0; a staging slot: the first
+// element it holds). nullptr: none, as for a snapshot, which copies state only.
+struct ElementBuffers {
+  void* param = nullptr;
+  const void* grad = nullptr;
+  std::int64_t first = 0;
+};
+
+inline ElementBuffers buffers_of(const Parameter& p) { return {p.value.data, p.grad.data, 0}; }
+
 // Note [Offload records]
 // `offload` state is stored chunk-major: the parameter's elements are cut into records
 // of record_elements (a multiple of the 8-bit block), and a record holds everything the
@@ -76,12 +87,12 @@ struct ParamState {
   std::uint64_t record_file_bytes(std::int64_t r) const;
   std::uint64_t file_bytes() const;  // all records
 
-  // A kernel's view of elements [begin, begin + n) of `param` and this state, which lives
-  // in memory (kDevice, kPaged) or, for kOffload, in `record`: the staged copy of the
-  // record that holds element `begin` (begin and n within that record). A `param`
-  // without buffers (a snapshot's) leaves the chunk's parameter and gradient null.
-  kernels::Chunk chunk(const Parameter& param, std::int64_t begin, std::int64_t n) const;
-  kernels::Chunk record_chunk(const Parameter& param, char* record, std::int64_t begin,
+  // A kernel's view of elements [begin, begin + n) of the parameter (in `elements`) and
+  // of this state, which lives in memory (kDevice, kPaged) or, for kOffload, in
+  // `record`: the staged copy of the record that holds element `begin` (begin and n
+  // within that record).
+  kernels::Chunk chunk(const ElementBuffers& elements, std::int64_t begin, std::int64_t n) const;
+  kernels::Chunk record_chunk(const ElementBuffers& elements, char* record, std::int64_t begin,
                               std::int64_t n) const;
   // Writes the zero state into a chunk's state in host memory, or, enqueued on `stream`,
   // in CUDA device or managed memory.
