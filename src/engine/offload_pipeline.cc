@@ -149,7 +149,7 @@ class Pipeline {
   }
 
   const std::vector<WorkItem>& records_;
-  StagingRing& ring_;
+  memory::StagingRing& ring_;
   memory::IoQueue& queue_;
   std::string path_;
   std::int64_t chunk_elements_;

@@ -101,7 +101,7 @@ MemoryReport plan_memory(std::string_view rule, const std::vector<std::int64_t>&
       offload_bytes += state->file_bytes();
     }
   }
-  const std::uint64_t ring = offloads ? engine::StagingRing::slots_for(tiers, offload_bytes) * tiers.chunk_bytes : 0;
+  const std::uint64_t ring = offloads ? memory::StagingRing::slots_for(tiers, offload_bytes) * tiers.chunk_bytes : 0;
   finish_report(report, {ring, 0, 0}, {});
   return report;
 }

@@ -31,20 +31,6 @@ void check_tier_options(const TierOptions& o) {
   if (!o.offload_dir.empty()) memory::check_state_directory(o.offload_dir);
 }
 
-int StagingRing::slots_for(const TierOptions& o, std::uint64_t offload_bytes) {
-  const std::uint64_t needed = (offload_bytes + o.chunk_bytes - 1) / o.chunk_bytes;
-  return static_cast<int>(std::clamp<std::uint64_t>(needed, 3, o.ring_bytes / o.chunk_bytes));
-}
-
-StagingRing::StagingRing(const TierOptions& o, std::uint64_t offload_bytes)
-    : num_slots_(slots_for(o, offload_bytes)), slot_bytes_(o.chunk_bytes) {
-  data_ = static_cast<char*>(std::aligned_alloc(memory::kFileAlignment, bytes()));
-  OCTOPAGE_CHECK_RUNTIME(data_ != nullptr, "out of memory: could not allocate the ", bytes(),
-                         "-byte staging ring for offloaded state");
-}
-
-StagingRing::~StagingRing() { std::free(data_); }
-
 Tiers::Tiers(const TierOptions& options) : options_(options), directory_(options.offload_dir, options.keep_files) {
   check_tier_options(options_);
 }
@@ -53,8 +39,8 @@ Tiers::~Tiers() {
   io_queue_.reset();  // no I/O in flight once the queue is gone; then the files go
 }
 
-StagingRing& Tiers::ring() {
-  if (!ring_) ring_ = std::make_unique<StagingRing>(options_, offload_file_ ? offload_file_->size() : 0);
+memory::StagingRing& Tiers::ring() {
+  if (!ring_) ring_ = std::make_unique<memory::StagingRing>(options_, offload_file_ ? offload_file_->size() : 0);
   return *ring_;
 }
 
@@ -202,7 +188,7 @@ Allocator& Tiers::device_allocator() const {
 
 CudaOffloadRing& Tiers::cuda_ring(std::uint64_t offload_bytes) {
   if (!cuda_ring_) {
-    cuda_ring_ = std::make_unique<CudaOffloadRing>(StagingRing::slots_for(options_, offload_bytes),
+    cuda_ring_ = std::make_unique<CudaOffloadRing>(memory::StagingRing::slots_for(options_, offload_bytes),
                                                    options_.chunk_bytes, device_allocator());
   }
   return *cuda_ring_;
@@ -210,7 +196,7 @@ CudaOffloadRing& Tiers::cuda_ring(std::uint64_t offload_bytes) {
 
 CpuStepRing& Tiers::cpu_step_ring(std::uint64_t parameter_bytes) {
   if (!cpu_step_ring_) {
-    cpu_step_ring_ = std::make_unique<CpuStepRing>(StagingRing::slots_for(options_, 2 * parameter_bytes),
+    cpu_step_ring_ = std::make_unique<CpuStepRing>(memory::StagingRing::slots_for(options_, 2 * parameter_bytes),
                                                    options_.chunk_bytes, options_.pin_host_memory);
   }
   return *cpu_step_ring_;

@@ -1,6 +1,9 @@
 // An optimizer's memory tiers: gives new state its home (RAM, a mapped file region, or
 // records in the offload file) and owns what the lower tier needs: the state directory
-// and files, the staging ring and the I/O queue, each made on first use.
+// and files, the staging ring and the I/O queue, each made on first use. The policy
+// (which ParamState goes where, laid out how) is here in the engine, which knows the
+// state's layout; the mechanisms it uses (buffers, files, mappings, the ring, the I/O
+// queue, CUDA memory) are src/memory's.
 #pragma once
 
 #include <array>
@@ -14,34 +17,13 @@
 #include "src/engine/cuda_pipeline.h"
 #include "src/engine/param_state.h"
 #include "src/memory/io_queue.h"
+#include "src/memory/staging_ring.h"
 #include "src/memory/state_file.h"
 
 namespace octopage::engine {
 
 // Throws Error(kInvalidArgument) when the options cannot work (see TierOptions).
 void check_tier_options(const TierOptions& options);
-
-// The staging ring of `offload`: slots of chunk_bytes, aligned for direct I/O.
-class StagingRing {
- public:
-  StagingRing(const TierOptions& options, std::uint64_t offload_bytes);
-  ~StagingRing();
-  StagingRing(const StagingRing&) = delete;
-  StagingRing& operator=(const StagingRing&) = delete;
-
-  // Its slots for `offload_bytes` of offloaded state (TierOptions::ring_bytes).
-  static int slots_for(const TierOptions& options, std::uint64_t offload_bytes);
-
-  int num_slots() const { return num_slots_; }
-  std::uint64_t slot_bytes() const { return slot_bytes_; }
-  std::uint64_t bytes() const { return static_cast<std::uint64_t>(num_slots_) * slot_bytes_; }
-  char* slot(int i) const { return data_ + static_cast<std::uint64_t>(i) * slot_bytes_; }
-
- private:
-  char* data_ = nullptr;
-  int num_slots_ = 0;
-  std::uint64_t slot_bytes_ = 0;
-};
 
 class Tiers {
  public:
@@ -57,7 +39,7 @@ class Tiers {
   const TierOptions& options() const { return options_; }
   memory::StateFile* offload_file() const { return offload_file_.get(); }
   // The ring and the queue, made on first use (throws Error(kRuntime) when it cannot).
-  StagingRing& ring();
+  memory::StagingRing& ring();
   memory::IoQueue& io_queue();
   // The rings of CUDA parameters' `offload` (device slots) and `cpu_step` (host slots),
   // made on first use for that much offloaded state or parameter bytes.
@@ -83,7 +65,7 @@ class Tiers {
   memory::StateDirectory directory_;
   std::unique_ptr<memory::StateFile> paged_file_;
   std::unique_ptr<memory::StateFile> offload_file_;
-  std::unique_ptr<StagingRing> ring_;
+  std::unique_ptr<memory::StagingRing> ring_;
   std::unique_ptr<memory::IoQueue> io_queue_;
   std::unique_ptr<CudaOffloadRing> cuda_ring_;
   std::unique_ptr<CpuStepRing> cpu_step_ring_;
