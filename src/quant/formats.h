@@ -5,7 +5,8 @@
 // one-byte codes plus one fp32 absmax per block of kQ8BlockSize consecutive values
 // (the last block may be short). Value i decodes to code.values[codes[i]] *
 // absmax[i / kQ8BlockSize], with the signed dynamic code for a first moment and the
-// unsigned one for a second moment. 2 + 8/256 = 2.03125 bytes per parameter for Adam.
+// unsigned one for a second moment: 1 + 4/256 bytes per state per parameter (2.03125 for
+// a rule with two states).
 //
 // Note [Block absmax]
 // A block's absmax is max |value| over the block's *updated* fp32 values, taken after
