@@ -4,9 +4,11 @@
 // depend on the thread count, state memory is what the format says).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -150,6 +152,79 @@ TEST(Optimizer, EachParameterCountsItsOwnSteps) {
   // Gradients only on some steps: bias correction must use the parameter's own count.
   expect_follows_oracle("adamw", options_for("adamw", 32), DType::kFloat32, 12, [](int, GroupOptions&) {},
                         [](int s) { return s % 3 != 1; });
+}
+
+// Note [Percentile clipping] against its definition, written here in fp32 over exact
+// (long double) norms as bitsandbytes 0.49 computes it, feeding the rule's fp64 oracle
+// the scaled gradient: 130 steps wrap the 100-step history, and every seventh gradient
+// is ten times larger, so those steps clip. Halfway, the state goes through a snapshot
+// into a new optimizer, which continues as if nothing happened.
+TEST(Optimizer, PercentileClippingFollowsItsDefinition) {
+  constexpr std::int64_t n = 70001;  // two chunks of the sum and a tail
+  constexpr int kPercentile = 5, kSteps = 130;
+  const rules::RuleEntry& rule = rules::rule_entry("adamw");
+  TestParam param(DType::kFloat32, n, 3);
+  GroupOptions options = options_for("adamw", 32);
+  options.percentile_clipping = kPercentile;
+  auto opt = std::make_unique<Optimizer>("adamw", options);
+  opt->add_param_group({param.parameter()});
+
+  std::vector<double> p_oracle(n);
+  std::vector<std::vector<double>> state(n, std::vector<double>(rules::kMaxStates, 0.0));
+  for (std::int64_t i = 0; i < n; ++i) p_oracle[i] = param.value.get(i);
+  std::vector<float> history;
+  int clipped = 0;
+  for (int t = 1; t <= kSteps; ++t) {
+    param.grad.set(testing::normal_values(n, 100 + t, t % 7 == 0 ? 0.1f : 0.01f));
+    opt->step();
+    long double exact = 0.0L;
+    for (std::int64_t i = 0; i < n; ++i) exact += static_cast<long double>(param.grad.get(i)) * param.grad.get(i);
+    const auto n2 = static_cast<float>(exact);
+    const std::size_t slot = static_cast<std::size_t>(t) % 100;
+    if (history.empty()) history.assign(100, n2);
+    history[slot] = n2;
+    std::vector<float> sorted = history;
+    std::sort(sorted.begin(), sorted.end());
+    const float current = std::sqrt(history[slot]), clip = std::sqrt(sorted[kPercentile]);
+    const float scale = current > clip ? clip / current : 1.0f;
+    clipped += scale < 1.0f;
+    const std::vector<double> values = testing::resolved_values(rule, opt->param_group(0).options);
+    for (std::int64_t i = 0; i < n; ++i) {
+      const double g = static_cast<double>(param.grad.get(i) * scale);  // the kernels scale in fp32
+      rule.oracle(values.data(), 0, t, g, p_oracle[i], state[i].data());
+    }
+    ASSERT_EQ(opt->state(0, 0).gnorm_vec, history) << "step " << t;
+    if (t == kSteps / 2) {  // resume from a snapshot
+      const StateSnapshot saved = opt->state(0, 0);
+      opt = std::make_unique<Optimizer>("adamw", options);
+      opt->add_param_group({param.parameter()});
+      opt->load_state({{0, 0, saved}});
+    }
+  }
+  EXPECT_GE(clipped, 15);  // the large gradients after the history filled
+  const StateSnapshot final_state = opt->state(0, 0);
+  // fp32 drifts from fp64 by a few ulps of each step's move (at most about lr = 1e-2).
+  const double drift = kSteps * 1e-2 * 1e-6;
+  for (std::int64_t i = 0; i < n; ++i) {
+    ASSERT_NEAR(param.value.get(i), p_oracle[i], 1e-5 * std::fabs(p_oracle[i]) + drift) << "element " << i;
+    ASSERT_NEAR(final_state.at("exp_avg").values[i], state[i][0], 1e-4 * std::fabs(state[i][0]) + 1e-9);
+  }
+}
+
+TEST(Optimizer, PercentileClippingOutOfRangeIsRefused) {
+  GroupOptions options = options_for("adamw", 32);
+  for (int bad : {-1, 101}) {
+    options.percentile_clipping = bad;
+    try {
+      Optimizer opt("adamw", options);
+      ADD_FAILURE() << "percentile_clipping=" << bad << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("expected percentile_clipping in [0, 100] (100: off), got " +
+                                           std::to_string(bad)),
+                std::string::npos)
+          << e.what();
+    }
+  }
 }
 
 // Sizes that span several chunks (of 65,536), odd tails and many small tensors.

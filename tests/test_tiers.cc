@@ -126,6 +126,30 @@ TEST(Tiers, EveryRuleVariantGivesBitwiseTheStateOfDevice) {
   }
 }
 
+// percentile_clipping=0 clips every step whose gradient norm is above the smallest so
+// far: the scaled updates and the history are bitwise those of `device` everywhere.
+TEST(Tiers, PercentileClippingGivesBitwiseTheStateOfDevice) {
+  for (int bits : {32, 8}) {
+    for (Placement placement : {Placement::kPaged, Placement::kOffload}) {
+      SCOPED_TRACE(std::to_string(bits) + "-bit " + placement_name(placement));
+      GroupOptions options = adamw_options(bits, Placement::kDevice);
+      options.percentile_clipping = 0;
+      TieredRun device(options, DType::kBFloat16);
+      options.placement = placement;
+      TieredRun tiered(options, DType::kBFloat16, small_ring());
+      for (int s = 0; s < 5; ++s) {
+        device.step(s);
+        tiered.step(s);
+        ASSERT_EQ(tiered.bits(), device.bits()) << "after step " << s;
+        for (std::size_t k = 0; k < kSizes.size(); ++k) {
+          ASSERT_EQ(tiered.opt.state(0, k).gnorm_vec, device.opt.state(0, k).gnorm_vec);
+        }
+      }
+      EXPECT_EQ(device.opt.state(0, 0).gnorm_vec.size(), 100u);
+    }
+  }
+}
+
 // plan_memory, which allocates nothing, says what the optimizer's memory_report says
 // once every parameter has stepped.
 TEST(Tiers, PlannedMemoryIsWhatAStepMakes) {

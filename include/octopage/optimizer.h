@@ -68,6 +68,9 @@ struct StateSnapshot {
   StateFormat format = StateFormat::kFp32;
   Placement placement = Placement::kDevice;
   std::vector<StateArray> arrays;  // in the order of the rule variant's states
+  // percentile_clipping's history of squared gradient norms (bitsandbytes' gnorm_vec):
+  // 100 values, or none when the parameter has not stepped with clipping.
+  std::vector<float> gnorm_vec;
 
   const StateArray* find(std::string_view name) const;
   StateArray* find(std::string_view name);
@@ -181,6 +184,7 @@ class Optimizer {
   void check_step(engine::Step& step) const;
   void make_state(engine::Step& step);
   void plan_step(engine::Step& step);
+  void reduce_step(engine::Step& step) const;
   void run_step(engine::Step& step);
   [[noreturn]] void fail_offload_step(engine::Step& step, const engine::OffloadOutcome& outcome);
   // The state of parameter `index` of param group `group` (nullptr: none yet); throws

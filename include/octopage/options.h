@@ -51,6 +51,11 @@ struct GroupOptions {
   int optim_bits = 32;
   std::int64_t min_8bit_size = 4096;
   Placement placement = Placement::kDevice;
+  // bitsandbytes' (<= 0.49) percentile_clipping: with P < 100, each parameter keeps the
+  // squared gradient norms of its last 100 steps, and a step whose norm is above the
+  // P-th smallest of them has its gradient scaled down to it (Note [Percentile
+  // clipping]). 100: off. CPU parameters only, for now.
+  int percentile_clipping = 100;
 
   GroupOptions& set(std::string_view name, double value) { return set(name, std::vector<double>{value}); }
   GroupOptions& set(std::string_view name, std::vector<double> values);

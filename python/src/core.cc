@@ -182,6 +182,9 @@ GroupOptions group_options(const nb::dict& options) {
     } else if (name == "min_8bit_size") {
       OCTOPAGE_CHECK(nb::try_cast<std::int64_t>(value, g.min_8bit_size),
                      "expected min_8bit_size to be an int, got ", nb::cast<std::string>(nb::repr(value)));
+    } else if (name == "percentile_clipping") {
+      OCTOPAGE_CHECK(nb::try_cast<int>(value, g.percentile_clipping), "expected percentile_clipping to be an int, got ",
+                     nb::cast<std::string>(nb::repr(value)));
     } else if (name == "placement") {
       std::string placement;
       OCTOPAGE_CHECK(nb::try_cast<std::string>(value, placement), "expected placement to be a string, got ",
@@ -244,17 +247,18 @@ std::vector<std::pair<std::string, std::vector<T>>> copy_state_arrays(const std:
 }
 
 // One parameter's saved state as Python passes it: (group, index, step, format '8bit' or
-// '32bit', {state name: fp32 values or uint8 codes}, {state name: absmax} or None), the
-// names torch's (the rule's StateInfo::name).
+// '32bit', {state name: fp32 values or uint8 codes}, {state name: absmax} or None,
+// gnorm_vec or None), the names torch's (the rule's StateInfo::name).
 using SavedState = std::tuple<std::size_t, std::size_t, std::int64_t, std::string, std::optional<nb::dict>,
-                              std::optional<nb::dict>>;
+                              std::optional<nb::dict>, std::optional<Array>>;
 
 StateLoad state_load(const SavedState& saved) {
-  const auto& [group, index, step, format, states, absmax] = saved;
+  const auto& [group, index, step, format, states, absmax, gnorm_vec] = saved;
   StateLoad load;
   load.group = group;
   load.index = index;
   load.state.step = step;
+  load.state.gnorm_vec = copy_state_array<float>(gnorm_vec, "gnorm_vec");
   OCTOPAGE_CHECK(format == "8bit" || format == "32bit", "expected a state format '8bit' or '32bit', got '",
                  format, "'");
   if (format == "32bit") {
@@ -395,6 +399,7 @@ class PyOptimizer {
     }
     d["states"] = states;
     if (q8) d["absmax"] = absmax;
+    if (!s.gnorm_vec.empty()) d["gnorm_vec"] = to_numpy(std::move(s.gnorm_vec));
     return d;
   }
 

@@ -132,6 +132,8 @@ Resolved check_group_options(const rules::RuleEntry& rule, const GroupOptions& o
   check_state_options(o.optim_bits, o.placement, resolved.row, where);
   OCTOPAGE_CHECK(o.min_8bit_size >= 0, where, "expected min_8bit_size >= 0, got ",
                  o.min_8bit_size);
+  OCTOPAGE_CHECK(o.percentile_clipping >= 0 && o.percentile_clipping <= 100, where,
+                 "expected percentile_clipping in [0, 100] (100: off), got ", o.percentile_clipping);
   return resolved;
 }
 
@@ -150,6 +152,10 @@ void check_parameter(const Parameter& p, const GroupOptions& options, int row, s
                      p.overrides.placement.value_or(options.placement) != Placement::kCpuStep,
                  where, "expected a cuda parameter for placement 'cpu_step' (it runs a GPU's update on the CPU), "
                  "got a cpu parameter: use 'device', 'paged' or 'offload'");
+  OCTOPAGE_CHECK(p.value.device != Device::kCUDA || options.percentile_clipping == 100, where,
+                 "expected percentile_clipping=100 (off) for a cuda parameter, got ", options.percentile_clipping,
+                 ": the CUDA backend does not take gradient norms yet; clip with "
+                 "torch.nn.utils.clip_grad_norm_ instead");
   if (p.grad.data == nullptr) return;  // no gradient: skipped by step()
   check_tensor(p.grad, "gradient", where, cuda_memory);
   OCTOPAGE_CHECK(p.grad.numel == p.value.numel, where, "expected a gradient of ", p.value.numel,
@@ -218,6 +224,8 @@ void check_loaded_state(const StateSnapshot& s, std::int64_t numel, const rules:
                      array.name);
     }
   }
+  OCTOPAGE_CHECK(s.gnorm_vec.empty() || s.gnorm_vec.size() == kGnormHistory, where, "expected gnorm_vec of ",
+                 kGnormHistory, " values (percentile_clipping's history) or none, got ", s.gnorm_vec.size());
   const rules::RowSpec& spec = rules::row_spec(row);
   for (int k = 0; k < spec.num_states; ++k) {
     OCTOPAGE_CHECK(s.find(spec.states[k].name) != nullptr, where, "the group has ", spec.variant,

@@ -20,6 +20,9 @@ struct Resolved {
   int row = 0;
 };
 
+// Steps of percentile_clipping's history (Note [Percentile clipping]).
+inline constexpr std::size_t kGnormHistory = 100;
+
 // `group` is a param group's index, or kDefaults for an optimizer's defaults.
 inline constexpr std::size_t kDefaults = static_cast<std::size_t>(-1);
 Resolved check_group_options(const rules::RuleEntry& rule, const GroupOptions& options,

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <sstream>
 #include <utility>
 
@@ -179,10 +180,11 @@ void Optimizer::check_usable() const {
 void Optimizer::step() {
   check_usable();
   engine::Step step(tier_options_.chunk_bytes);
-  check_step(step);  // 1. every input; nothing is modified yet
-  make_state(step);  // 2. new state and the rings, placed; nothing is modified yet
-  plan_step(step);   // 3. every update as work items on its route
-  run_step(step);    // 4. offloaded state first (Note [Failed step]), then the rest
+  check_step(step);   // 1. every input; nothing is modified yet
+  make_state(step);   // 2. new state and the rings, placed; nothing is modified yet
+  plan_step(step);    // 3. every update as work items on its route
+  reduce_step(step);  // 4. whole-tensor sums (Note [Percentile clipping]); nothing is modified yet
+  run_step(step);     // 5. offloaded state first (Note [Failed step]), then the rest
   note_peaks();
 }
 
@@ -268,6 +270,64 @@ void Optimizer::plan_step(engine::Step& step) {
   step.cuda.prepare(*tiers_);  // the CUDA rings, before anything is modified
 }
 
+// Note [Percentile clipping]
+// bitsandbytes' percentile_clipping (as it was up to 0.49, which dropped it), per
+// parameter, when a group sets P < 100: at the parameter's step t, n2 = sum of its
+// gradient's squares (Note [Deterministic sums], stored as fp32) goes into slot t % 100
+// of its history gnorm_vec, or into all 100 slots at its first clipping step (t = 1 in
+// bitsandbytes, where the history is made with the state). With current =
+// sqrt(gnorm_vec[t % 100]) and clip = sqrt(the P-th smallest of the 100), in fp32, the
+// gradient is scaled by clip / current when current > clip: every kernel multiplies it
+// by RuleScalars::grad_scale before the rule sees it, for every state format and
+// placement. The history is saved with the state (bitsandbytes' key gnorm_vec) and
+// changes only when the step completes.
+void Optimizer::reduce_step(engine::Step& step) const {
+  struct Piece {
+    std::size_t update;
+    std::int64_t begin, n;
+  };
+  std::vector<Piece> pieces;
+  step.gnorm.resize(step.updates.size());
+  for (std::size_t u = 0; u < step.updates.size(); ++u) {
+    const engine::StepUpdate& up = step.updates[u];
+    if (up.group->options.percentile_clipping == 100) continue;
+    for (std::int64_t begin = 0; begin < up.state->numel; begin += kernels::kReduceChunk) {
+      pieces.push_back({u, begin, std::min(kernels::kReduceChunk, up.state->numel - begin)});
+    }
+  }
+  std::vector<double> sums(pieces.size());
+  const kernels::cpu::CpuKernels& cpu = kernels::cpu::cpu_kernels();
+  engine::ThreadPool::instance().parallel_for(static_cast<std::int64_t>(pieces.size()), [&](std::int64_t i) {
+    const Piece& piece = pieces[static_cast<std::size_t>(i)];
+    const engine::StepUpdate& up = step.updates[piece.update];
+    const Parameter& p = up.group->params_[up.index];
+    const auto* grad = static_cast<const char*>(p.grad.data) + piece.begin * dtype_size(p.grad.dtype);
+    sums[static_cast<std::size_t>(i)] = cpu.sum_squares[static_cast<int>(p.grad.dtype)](grad, piece.n);
+  });
+  std::size_t next = 0;
+  for (std::size_t u = 0; u < step.updates.size(); ++u) {
+    const engine::StepUpdate& up = step.updates[u];
+    const int percentile = up.group->options.percentile_clipping;
+    if (percentile == 100) continue;
+    double n2 = 0.0;
+    for (; next < pieces.size() && pieces[next].update == u; ++next) n2 += sums[next];
+    const std::int64_t t = up.state->step + 1;
+    const std::size_t slot = static_cast<std::size_t>(t) % engine::kGnormHistory;
+    std::vector<float> history = up.state->gnorm_vec;
+    if (history.empty()) {
+      history.assign(engine::kGnormHistory, static_cast<float>(n2));
+    } else {
+      history[slot] = static_cast<float>(n2);
+    }
+    std::vector<float> sorted = history;
+    std::sort(sorted.begin(), sorted.end());
+    const float current = std::sqrt(history[slot]);
+    const float clip = std::sqrt(sorted[static_cast<std::size_t>(percentile)]);
+    if (current > clip) step.scalars[u].grad_scale = clip / current;
+    step.gnorm[u] = std::move(history);
+  }
+}
+
 void Optimizer::run_step(engine::Step& step) {
   // Offloaded state first (Note [Failed step]), then state in memory. Kernels neither
   // fail nor throw.
@@ -290,9 +350,12 @@ void Optimizer::run_step(engine::Step& step) {
     if (task.first_step) task.state->zero_fill(chunk);
     task.kernel(chunk, *task.scalars);
   });
-  for (engine::StepUpdate& up : step.updates) {
+  for (std::size_t u = 0; u < step.updates.size(); ++u) {
+    engine::StepUpdate& up = step.updates[u];
     if (up.fresh != nullptr) up.group->states_[up.index] = std::move(up.fresh);
-    ++up.group->states_[up.index]->step;
+    engine::ParamState& state = *up.group->states_[up.index];
+    ++state.step;
+    if (!step.gnorm[u].empty()) state.gnorm_vec = std::move(step.gnorm[u]);
   }
 }
 
@@ -313,7 +376,9 @@ void Optimizer::fail_offload_step(engine::Step& step, const engine::OffloadOutco
     const bool complete = total[u] > 0 && home[u] == total[u];
     if (complete || updated[u] > 0) {  // its state now exists and is (partly) written
       if (up.fresh != nullptr) up.group->states_[up.index] = std::move(up.fresh);
-      if (complete) ++up.group->states_[up.index]->step;
+      engine::ParamState& state = *up.group->states_[up.index];
+      if (complete) ++state.step;
+      if (complete && !step.gnorm[u].empty()) state.gnorm_vec = std::move(step.gnorm[u]);
     }
     (complete ? done : updated[u] > 0 ? partly : untouched).emplace_back(up.group_index, up.index);
   }

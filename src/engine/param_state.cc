@@ -225,6 +225,7 @@ StateSnapshot ParamState::snapshot(const memory::StateFile* file, CudaStream str
   s.step = step;
   s.format = format;
   s.placement = placement;
+  s.gnorm_vec = gnorm_vec;
   const auto n = static_cast<std::size_t>(numel);
   for (int k = 0; k < num_states; ++k) {
     StateArray& a = s.arrays.emplace_back();
@@ -260,6 +261,7 @@ void ParamState::restore(const StateSnapshot& snapshot, const memory::StateFile*
     }
   });
   step = snapshot.step;
+  gnorm_vec = snapshot.gnorm_vec;
 }
 
 StateSnapshot converted(StateSnapshot s, StateFormat format, int row) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "octopage/cuda.h"
 #include "octopage/optimizer.h"
@@ -48,6 +49,9 @@ struct ParamState {
   std::int64_t numel = 0;
   int row = 0;  // the kernel row (rule and variant) the state was made for: rules::row_spec
   int num_states = 0;
+  // Note [Percentile clipping]: the last 100 squared gradient norms (in RAM wherever the
+  // state is; empty until a step clips).
+  std::vector<float> gnorm_vec;
 
   // kDevice and kPaged: the state arrays in memory, owned by `buffers` (device) or
   // `mapping` (paged; shared by the states placed in the same step).

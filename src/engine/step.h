@@ -1,6 +1,7 @@
 // What one Optimizer::step() works on, phase by phase (src/engine/optimizer.cc): check
 // fills `resolved` and `updates`, make-state gives new state its home, plan turns every
-// update into work items on their route, run runs the routes.
+// update into work items on their route, reduce takes the whole-tensor sums some
+// updates need first, run runs the routes.
 #pragma once
 
 #include <cstddef>
@@ -32,6 +33,7 @@ struct Step {
   std::vector<Resolved> resolved;  // per param group
   std::vector<StepUpdate> updates;
   std::vector<rules::RuleScalars> scalars;  // per update
+  std::vector<std::vector<float>> gnorm;     // per update: its new clipping history, or none
   // The routes: `offload` records on the CPU, state in memory on the CPU (in chunks the
   // threads share), and every CUDA parameter.
   std::vector<WorkItem> records;

@@ -17,13 +17,13 @@ template <class Row>
 inline constexpr int kStateSlots = Row::kNumStates > 0 ? Row::kNumStates : 1;
 
 template <class Row, DType kDType>
-OCTOPAGE_HOST_DEVICE inline void update_fp32_element(const typename Row::Scalars& scalars, const Chunk& c,
-                                                     std::int64_t i) {
+OCTOPAGE_HOST_DEVICE inline void update_fp32_element(const typename Row::Scalars& scalars, float grad_scale,
+                                                     const Chunk& c, std::int64_t i) {
   const rules::ScalarOps ops;
   float p = quant::load_element<kDType>(c.param, i);
   float state[kStateSlots<Row>];
   for (int k = 0; k < Row::kNumStates; ++k) state[k] = static_cast<const float*>(c.state[k])[i];
-  Row::update(ops, scalars, quant::load_element<kDType>(c.grad, i), p, state);
+  Row::update(ops, scalars, quant::load_element<kDType>(c.grad, i) * grad_scale, p, state);
   quant::store_element<kDType>(c.param, i, p);
   for (int k = 0; k < Row::kNumStates; ++k) static_cast<float*>(c.state[k])[i] = state[k];
 }

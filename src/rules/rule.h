@@ -26,10 +26,13 @@ inline constexpr int kMaxScalarWords = 12;
 
 struct RuleScalars {
   float words[kMaxScalarWords] = {};
+  // Not the rule's: every kernel multiplies the gradient by it before the rule sees it
+  // (percentile_clipping's scale; exactly 1 otherwise, which changes no bit).
+  float grad_scale = 1.0f;
 };
 
 template <class S>
-RuleScalars pack_scalars(const S& scalars) {
+RuleScalars pack_scalars(const S& scalars) {  // with grad_scale 1
   static_assert(sizeof(S) <= sizeof(RuleScalars), "a rule's Scalars must fit RuleScalars");
   RuleScalars packed;
   std::memcpy(packed.words, &scalars, sizeof(S));

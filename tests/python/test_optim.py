@@ -161,6 +161,39 @@ def test_fp32_matches_torch_optim(tmp_path, placement, rule):
 
 
 @pytest.mark.parametrize("placement", PLACEMENTS)
+def test_percentile_clipping_matches_its_definition(tmp_path, placement):
+    """bitsandbytes 0.49's percentile_clipping, written here over torch.optim.AdamW: each
+    tensor's last 100 squared gradient norms, the gradient scaled to the 5th smallest when
+    above it; 110 steps wrap the history, every fifth gradient is ten times larger."""
+    torch.manual_seed(0)
+    p0 = torch.randn(5000)
+    ours = torch.nn.Parameter(p0.clone())
+    theirs = torch.nn.Parameter(p0.clone())
+    opt = optim.AdamW([ours], lr=1e-2, percentile_clipping=5, placement=placement, offload_dir=tmp_path)
+    ref = torch.optim.AdamW([theirs], lr=1e-2, foreach=False)
+    history, clipped = None, 0
+    for t in range(1, 111):
+        g = torch.randn(5000) * (0.1 if t % 5 == 0 else 0.01)
+        n2 = torch.tensor((g.double() ** 2).sum().item(), dtype=torch.float32)
+        history = n2.repeat(100) if history is None else history
+        history[t % 100] = n2
+        current, clip = history[t % 100].sqrt(), history.sort().values[5].sqrt()
+        scale = (clip / current).item() if current > clip else 1.0
+        clipped += scale < 1.0
+        ours.grad = g.clone()
+        theirs.grad = (g * torch.tensor(scale, dtype=torch.float32))
+        opt.step()
+        ref.step()
+    assert clipped >= 15
+    assert relative_error(ours.detach(), theirs.detach()) < 1e-5
+    state = opt.state_dict()["state"][0]
+    assert torch.equal(state["__bnb_optimizer_quant_state__"]["gnorm_vec"], history)
+    resumed = optim.AdamW([torch.nn.Parameter(ours.detach().clone())], lr=1e-2, percentile_clipping=5)
+    resumed.load_state_dict(opt.state_dict())
+    assert np.array_equal(resumed.core_state(0, 0)["gnorm_vec"], history.numpy())
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
 @pytest.mark.parametrize("decoupled", [False, True])
 def test_bf16_matches_reference(tmp_path, placement, decoupled):
     params = make_params(torch.bfloat16)
@@ -305,7 +338,7 @@ BAD_ARGUMENTS = [
     (optim.AdamW, dict(placement="gpu"), "expected placement 'device', 'paged', 'offload' or 'cpu_step', got 'gpu'"),
     (optim.AdamW, dict(placement="cpu_step"), "cpu_step.*needs the CUDA backend"),
     (optim.AdamW, dict(is_paged=True, placement="offload"), "is_paged=True asks for placement 'paged'"),
-    (optim.AdamW, dict(percentile_clipping=5), "percentile_clipping=5 is not supported yet"),
+    (optim.AdamW, dict(percentile_clipping=101), r"expected percentile_clipping in \[0, 100\] \(100: off\), got 101"),
     (optim.AdamW, dict(block_wise=False), "block_wise=False is not supported"),
     (optim.AdamW, dict(offload_dir="/nonexistent/octopage"), "/nonexistent/octopage"),
     (optim.AdamW, dict(chunk_bytes=1000), "chunk"),

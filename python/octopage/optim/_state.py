@@ -57,6 +57,8 @@ def core_arrays(core_state, rule):
         out[key] = values
         if core_state["format"] == "8bit":
             out[absmax_key] = core_state["absmax"][name]
+    if "gnorm_vec" in core_state:
+        out["gnorm_vec"] = core_state["gnorm_vec"]
     return out
 
 
@@ -85,6 +87,8 @@ def to_tensors(core_state, p, rule):
         if core_state["format"] == "8bit":
             entry[qmap_key] = q8_code(state["is_signed"]).to(device)
             entry[absmax_key] = absmax(core_state["absmax"][name])
+    if "gnorm_vec" in core_state:  # percentile_clipping's history, as bitsandbytes <= 0.49 kept it
+        entry["gnorm_vec"] = torch.from_numpy(core_state["gnorm_vec"]).to(device)
     return entry
 
 
@@ -122,8 +126,8 @@ def _listed(names):
 
 
 def from_entry(entry, rule, where):
-    """(step, format, {state: values or codes}, {state: absmax}) for the core, states by
-    torch's names, from a saved entry of `rule` for parameter p: bitsandbytes' (wrapped or
+    """(step, format, {state: values or codes}, {state: absmax}, gnorm_vec or None) for the
+    core, states by torch's names, from a saved entry of `rule`: bitsandbytes' (wrapped or
     not) or torch.optim's. States the rule does not keep are ignored."""
     if not isinstance(entry, Mapping):
         raise ValueError(f"{where}: expected the state to be a dict, got {type(entry).__name__}")
@@ -148,14 +152,16 @@ def from_entry(entry, rule, where):
     if unsupported:
         raise ValueError(f"{where}: the state has {unsupported}: it is bitsandbytes' non-block-wise 8-bit "
                          "state, which octopage cannot load (only block-wise)")
+    gnorm_vec = e.get("gnorm_vec")
+    gnorm_vec = None if gnorm_vec is None else _flat(gnorm_vec, torch.float32, "gnorm_vec", where)
     present = [state for state in rule.states.values() if saved(state) is not None]
     first = saved(present[0]) if present else None
     if isinstance(first, torch.Tensor) and first.dtype == torch.uint8:
-        return (step, "8bit", *_from_8bit(e, rule, present, saved, where))
+        return (step, "8bit", *_from_8bit(e, rule, present, saved, where), gnorm_vec)
     values = {}
     for state in present:
         values[state["name"]] = _flat(saved(state), torch.float32, state["bnb_name"], where)
-    return (step, "32bit", values, {})
+    return (step, "32bit", values, {}, gnorm_vec)
 
 
 def _from_8bit(e, rule, present, saved, where):
@@ -193,7 +199,7 @@ def _from_8bit(e, rule, present, saved, where):
     return codes, absmax
 
 
-NO_STATE = (0, "32bit", {}, {})
+NO_STATE = (0, "32bit", {}, {}, None)
 
 
 class StateView(MutableMapping):

@@ -89,16 +89,13 @@ def _core_options(group, rule):
         raise ValueError(f"expected placement to be a string, got {placement!r}")
     options["optim_bits"] = _integer("optim_bits", group["optim_bits"])
     options["min_8bit_size"] = _integer("min_8bit_size", group["min_8bit_size"])
+    options["percentile_clipping"] = _integer("percentile_clipping", group.get("percentile_clipping", 100))
     options["placement"] = placement
     return options
 
 
-def _check_compat(percentile_clipping, block_wise, args):
+def _check_compat(block_wise, args):
     """bitsandbytes' older keywords: accepted at their defaults, refused otherwise."""
-    if percentile_clipping != 100:
-        raise ValueError(
-            f"percentile_clipping={percentile_clipping!r} is not supported yet: octopage does not clip "
-            "gradients; use torch.nn.utils.clip_grad_norm_ before step(), or leave it at 100")
     if block_wise is not True:
         raise ValueError(f"block_wise={block_wise!r} is not supported: octopage's 8-bit state is always block-wise")
     if args is not None:
@@ -129,7 +126,7 @@ class Optimizer(torch.optim.Optimizer):
                                  f"accepted only at its default 32, got {optim_bits!r}")
             optim_bits = self._bits
         is_paged = is_paged or self._paged
-        _check_compat(percentile_clipping, block_wise, args)
+        _check_compat(block_wise, args)
         if placement is None:
             placement = "paged" if is_paged else "device"
         elif is_paged and placement != "paged":
@@ -139,7 +136,8 @@ class Optimizer(torch.optim.Optimizer):
         self._rule_info = _rules.find(self._rule)
         defaults = {name: tuple(value) if isinstance(value, list) else value
                     for name, value in hyperparameters.items()}
-        defaults.update(optim_bits=optim_bits, min_8bit_size=min_8bit_size, placement=placement)
+        defaults.update(optim_bits=optim_bits, min_8bit_size=min_8bit_size, placement=placement,
+                        percentile_clipping=percentile_clipping)
         core_defaults = _core_options(defaults, self._rule_info)
         # A name the rule does not have goes to the core as it is, which refuses it.
         core_defaults.update((k, v) for k, v in defaults.items() if k not in core_defaults)
@@ -167,6 +165,9 @@ class Optimizer(torch.optim.Optimizer):
             tensors, overrides = [], []
             for p in params:
                 local, whole_numel = _dtensor.local_param(p)
+                if _dtensor.is_dtensor(p) and options["percentile_clipping"] != 100:
+                    raise ValueError("percentile_clipping < 100 needs each gradient's whole norm, and a DTensor "
+                                     "parameter's gradient is sharded: use 100 (off) with FSDP")
                 bits, placement, _ = manager.overrides_for(p)
                 tensors.append(local.detach())
                 overrides.append((bits, placement, whole_numel))

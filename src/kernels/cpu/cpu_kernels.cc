@@ -19,6 +19,7 @@
 #include "src/kernels/cpu/q8-inl.h"
 #include "src/kernels/kernel_table.h"
 #include "src/quant/formats.h"
+#include "src/quant/param_io.h"
 #include "src/rules/rule.h"
 
 
@@ -35,15 +36,15 @@ template <class Row>
 constexpr int kStateSlots = Row::kNumStates > 0 ? Row::kNumStates : 1;
 
 template <class Rule, DType kDType, class D>
-HWY_INLINE void fp32_lanes(D d, const typename Rule::Scalars& scalars, const Chunk& c,
-                          std::size_t i) {
+HWY_INLINE void fp32_lanes(D d, const typename Rule::Scalars& scalars, float grad_scale, const Chunk& c,
+                           std::size_t i) {
   const HwyOps<D> ops{d};
   auto p = load_f32<kDType>(d, c.param, i);
   hn::Vec<D> state[kStateSlots<Rule>];
   for (int k = 0; k < Rule::kNumStates; ++k) {
     state[k] = hn::LoadU(d, static_cast<const float*>(c.state[k]) + i);
   }
-  Rule::update(ops, scalars, load_f32<kDType>(d, c.grad, i), p, state);
+  Rule::update(ops, scalars, hn::Mul(load_f32<kDType>(d, c.grad, i), hn::Set(d, grad_scale)), p, state);
   store_f32<kDType>(d, p, c.param, i);
   for (int k = 0; k < Rule::kNumStates; ++k) {
     hn::StoreU(state[k], d, static_cast<float*>(c.state[k]) + i);
@@ -53,13 +54,13 @@ HWY_INLINE void fp32_lanes(D d, const typename Rule::Scalars& scalars, const Chu
 // Updates the lanes at chunk element i, block offset j: the block's decoded state in
 // `state` is replaced by the updated state, and block_max tracks max |state|.
 template <class Rule, DType kDType, class D>
-HWY_INLINE void q8_lanes(D d, const typename Rule::Scalars& scalars, const Chunk& c, std::size_t i,
-                        std::size_t j, float (*state)[kQ8BlockSize], hn::Vec<D>* block_max) {
+HWY_INLINE void q8_lanes(D d, const typename Rule::Scalars& scalars, float grad_scale, const Chunk& c,
+                         std::size_t i, std::size_t j, float (*state)[kQ8BlockSize], hn::Vec<D>* block_max) {
   const HwyOps<D> ops{d};
   auto p = load_f32<kDType>(d, c.param, i);
   hn::Vec<D> lanes[kStateSlots<Rule>];
   for (int k = 0; k < Rule::kNumStates; ++k) lanes[k] = hn::LoadU(d, state[k] + j);
-  Rule::update(ops, scalars, load_f32<kDType>(d, c.grad, i), p, lanes);
+  Rule::update(ops, scalars, hn::Mul(load_f32<kDType>(d, c.grad, i), hn::Set(d, grad_scale)), p, lanes);
   store_f32<kDType>(d, p, c.param, i);
   for (int k = 0; k < Rule::kNumStates; ++k) {
     hn::StoreU(lanes[k], d, state[k] + j);
@@ -70,7 +71,7 @@ HWY_INLINE void q8_lanes(D d, const typename Rule::Scalars& scalars, const Chunk
 // One block of an 8-bit chunk: decode, update every element, then encode with the
 // block's new absmax (Note [Block absmax]).
 template <class Rule, DType kDType>
-HWY_INLINE void q8_block(const typename Rule::Scalars& scalars, const Chunk& c,
+HWY_INLINE void q8_block(const typename Rule::Scalars& scalars, float grad_scale, const Chunk& c,
                         const Q8Codebook* books, std::int64_t begin, std::size_t len) {
   constexpr int K = Rule::kNumStates;
   const std::int64_t block = begin / kQ8BlockSize;
@@ -85,14 +86,14 @@ HWY_INLINE void q8_block(const typename Rule::Scalars& scalars, const Chunk& c,
   hn::Vec<decltype(d)> block_max[K];
   for (int k = 0; k < K; ++k) block_max[k] = hn::Zero(d);
   std::size_t j = 0;
-  for (; j + N <= len; j += N) q8_lanes<Rule, kDType>(d, scalars, c, begin + j, j, state, block_max);
+  for (; j + N <= len; j += N) q8_lanes<Rule, kDType>(d, scalars, grad_scale, c, begin + j, j, state, block_max);
   float new_absmax[K];
   for (int k = 0; k < K; ++k) new_absmax[k] = hn::GetLane(hn::MaxOfLanes(d, block_max[k]));
   if (j < len) {
     const hn::CappedTag<float, 1> d1;
     hn::Vec<decltype(d1)> tail_max[K];
     for (int k = 0; k < K; ++k) tail_max[k] = hn::Zero(d1);
-    for (; j < len; ++j) q8_lanes<Rule, kDType>(d1, scalars, c, begin + j, j, state, tail_max);
+    for (; j < len; ++j) q8_lanes<Rule, kDType>(d1, scalars, grad_scale, c, begin + j, j, state, tail_max);
     for (int k = 0; k < K; ++k) new_absmax[k] = std::max(new_absmax[k], hn::GetLane(tail_max[k]));
   }
 
@@ -134,34 +135,67 @@ struct SimdKernels {
   static void kernel(const Chunk& c, const rules::RuleScalars& packed) {
     const auto scalars = rules::unpack_scalars<typename Rule::Scalars>(packed);
     if constexpr (kFormat == StateFormat::kFp32) {
-      fp32<Rule, kDType>(c, scalars);
+      fp32<Rule, kDType>(c, scalars, packed.grad_scale);
     } else {
-      q8<Rule, kDType>(c, scalars);
+      q8<Rule, kDType>(c, scalars, packed.grad_scale);
     }
   }
 
   template <class Rule, DType kDType>
-  static void fp32(const Chunk& c, const typename Rule::Scalars& scalars) {
+  static void fp32(const Chunk& c, const typename Rule::Scalars& scalars, float grad_scale) {
     const hn::ScalableTag<float> d;
     const hn::CappedTag<float, 1> d1;
     const std::size_t n = static_cast<std::size_t>(c.n);
     const std::size_t N = hn::Lanes(d);
     std::size_t i = 0;
-    for (; i + N <= n; i += N) fp32_lanes<Rule, kDType>(d, scalars, c, i);
-    for (; i < n; ++i) fp32_lanes<Rule, kDType>(d1, scalars, c, i);
+    for (; i + N <= n; i += N) fp32_lanes<Rule, kDType>(d, scalars, grad_scale, c, i);
+    for (; i < n; ++i) fp32_lanes<Rule, kDType>(d1, scalars, grad_scale, c, i);
   }
 
   template <class Rule, DType kDType>
-  static void q8(const Chunk& c, const typename Rule::Scalars& scalars) {
+  static void q8(const Chunk& c, const typename Rule::Scalars& scalars, float grad_scale) {
     Q8Codebook books[Rule::kNumStates];
     for (int k = 0; k < Rule::kNumStates; ++k) books[k] = Q8Codebook::of(Rule::state_signed(k));
     for (std::int64_t begin = 0; begin < c.n; begin += kQ8BlockSize) {
       const auto len = static_cast<std::size_t>(std::min(kQ8BlockSize, c.n - begin));
       prefetch_q8_block<Rule, kDType>(c, begin + kPrefetchBlocks * kQ8BlockSize);
-      q8_block<Rule, kDType>(scalars, c, books, begin, len);
+      q8_block<Rule, kDType>(scalars, grad_scale, c, books, begin, len);
     }
   }
 };
+
+// Note [Deterministic sums]: 16 fp64 lanes as 16 / N vectors of N lanes, so lane l of
+// the block accumulates elements l, l + 16, ... in order, as the reference does.
+template <DType kDType>
+double sum_squares(const void* values, std::int64_t n) {
+  const hn::CappedTag<double, kReduceLanes> d64;
+  const hn::Rebind<float, decltype(d64)> d32;
+  const std::size_t N = hn::Lanes(d64);
+  const std::size_t vectors = kReduceLanes / N;
+  double total = 0.0;
+  for (std::int64_t begin = 0; begin < n; begin += kReduceBlock) {
+    const auto len = static_cast<std::size_t>(std::min(kReduceBlock, n - begin));
+    hn::Vec<decltype(d64)> acc[kReduceLanes];
+    for (std::size_t v = 0; v < vectors; ++v) acc[v] = hn::Zero(d64);
+    std::size_t j = 0;
+    for (; j + kReduceLanes <= len; j += kReduceLanes) {
+      for (std::size_t v = 0; v < vectors; ++v) {
+        const auto x = hn::PromoteTo(d64, load_f32<kDType>(d32, values, begin + j + v * N));
+        acc[v] = hn::Add(acc[v], hn::Mul(x, x));
+      }
+    }
+    HWY_ALIGN double lanes[kReduceLanes];
+    for (std::size_t v = 0; v < vectors; ++v) hn::Store(acc[v], d64, lanes + v * N);
+    for (; j < len; ++j) {
+      const double x = quant::load_element<kDType>(values, begin + static_cast<std::int64_t>(j));
+      lanes[j % kReduceLanes] += x * x;
+    }
+    double block = 0.0;
+    for (double lane : lanes) block += lane;
+    total += block;
+  }
+  return total;
+}
 
 template <class D>
 HWY_INLINE float max_abs(D d, const float* values, std::size_t n) {
@@ -212,6 +246,9 @@ const CpuKernels* get_cpu_kernels() {
     CpuKernels k;
     k.target_name = hwy::TargetName(HWY_TARGET);
     k.kernels = make_kernel_table<RegisteredRules, SimdKernels>();
+    k.sum_squares[static_cast<int>(DType::kFloat32)] = &sum_squares<DType::kFloat32>;
+    k.sum_squares[static_cast<int>(DType::kBFloat16)] = &sum_squares<DType::kBFloat16>;
+    k.sum_squares[static_cast<int>(DType::kFloat16)] = &sum_squares<DType::kFloat16>;
     k.q8_quantize = &q8_quantize_all;
     k.q8_dequantize = &q8_dequantize_all;
     return k;

@@ -8,12 +8,14 @@
 #include <vector>
 
 #include "src/kernels/chunk.h"
+#include "src/kernels/reduce.h"
 
 namespace octopage::kernels::cpu {
 
 struct CpuKernels {
   const char* target_name = "";
   KernelTable kernels;  // every rule, [row][state format][param dtype]
+  SumSquaresKernel sum_squares[kNumDTypes] = {};  // by param dtype: Note [Deterministic sums]
   // Block-wise 8-bit quantization of n values (codes[n], absmax[q8_num_blocks(n)]) and
   // its inverse, with the signed or unsigned dynamic code.
   void (*q8_quantize)(bool is_signed, const float* values, std::int64_t n, std::uint8_t* codes,

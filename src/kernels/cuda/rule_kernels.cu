@@ -35,7 +35,7 @@ static_assert(kQ8TileElements == kQ8BlocksPerTile * quant::kQ8BlockSize);
 
 // A launch's tasks, passed by value as the kernel's argument: under the 4 KiB of
 // parameter space that every CUDA version and GPU allows.
-constexpr int kMaxTasksPerLaunch = 32;
+constexpr int kMaxTasksPerLaunch = 30;  // 128-byte descriptors (3 states, RuleScalars)
 struct Batch {
   CudaTask tasks[kMaxTasksPerLaunch];
   int first_tile[kMaxTasksPerLaunch + 1];  // task t updates tiles [first_tile[t], first_tile[t + 1])
@@ -70,7 +70,7 @@ __global__ void __launch_bounds__(kThreads) fp32_kernel(const __grid_constant__ 
 #pragma unroll
   for (int e = 0; e < kFp32PerThread; ++e) {
     const std::int64_t i = tile_begin + e * kThreads + threadIdx.x;
-    if (i < c.n) update_fp32_element<Rule, kDType>(scalars, c, i);
+    if (i < c.n) update_fp32_element<Rule, kDType>(scalars, batch.tasks[t].scalars.grad_scale, c, i);
   }
 }
 
@@ -78,7 +78,8 @@ __global__ void __launch_bounds__(kThreads) fp32_kernel(const __grid_constant__ 
 // absmax (Note [Block absmax]), encode.
 template <class Rule, DType kDType>
 __device__ __forceinline__ void q8_block(const quant::Q8DeviceCode* codes, const Chunk& c,
-                                         const typename Rule::Scalars& scalars, std::int64_t block) {
+                                         const typename Rule::Scalars& scalars, float grad_scale,
+                                         std::int64_t block) {
   constexpr int K = Rule::kNumStates;
   const std::int64_t begin = block * quant::kQ8BlockSize;
   const int lane = static_cast<int>(threadIdx.x % kWarpSize);
@@ -105,7 +106,7 @@ __device__ __forceinline__ void q8_block(const quant::Q8DeviceCode* codes, const
     for (int k = 0; k < K; ++k) {
       state[k] = quant::q8_decode(*code[k], static_cast<const std::uint8_t*>(c.state[k])[i], old_absmax[k]);
     }
-    Rule::update(ops, scalars, quant::load_element<kDType>(c.grad, i), p, state);
+    Rule::update(ops, scalars, quant::load_element<kDType>(c.grad, i) * grad_scale, p, state);
     quant::store_element<kDType>(c.param, i, p);
 #pragma unroll
     for (int k = 0; k < K; ++k) {
@@ -149,7 +150,8 @@ __global__ void __launch_bounds__(kThreads) q8_kernel(const __grid_constant__ Ba
     const std::int64_t block =
         static_cast<std::int64_t>(tile - batch.first_tile[t]) * kQ8BlocksPerTile + threadIdx.x / kWarpSize;
     if (block * quant::kQ8BlockSize < c.n) {
-      q8_block<Rule, kDType>(codes, c, rules::unpack_scalars<typename Rule::Scalars>(batch.tasks[t].scalars), block);
+      const rules::RuleScalars& packed = batch.tasks[t].scalars;
+      q8_block<Rule, kDType>(codes, c, rules::unpack_scalars<typename Rule::Scalars>(packed), packed.grad_scale, block);
     }
   }
 }

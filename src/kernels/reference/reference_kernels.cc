@@ -22,14 +22,14 @@ struct Reference {
   static void kernel(const Chunk& c, const rules::RuleScalars& packed) {
     const auto scalars = rules::unpack_scalars<typename Row::Scalars>(packed);
     if constexpr (kFormat == StateFormat::kFp32) {
-      for (std::int64_t i = 0; i < c.n; ++i) update_fp32_element<Row, kDType>(scalars, c, i);
+      for (std::int64_t i = 0; i < c.n; ++i) update_fp32_element<Row, kDType>(scalars, packed.grad_scale, c, i);
     } else {
-      q8<Row, kDType>(c, scalars);
+      q8<Row, kDType>(c, scalars, packed.grad_scale);
     }
   }
 
   template <class Row, DType kDType>
-  static void q8(const Chunk& c, const typename Row::Scalars& scalars) {
+  static void q8(const Chunk& c, const typename Row::Scalars& scalars, float grad_scale) {
     constexpr int K = kStateSlots<Row>;
     const rules::ScalarOps ops;
     for (std::int64_t begin = 0; begin < c.n; begin += quant::kQ8BlockSize) {
@@ -45,7 +45,7 @@ struct Reference {
           state[k] = quant::decode_reference(code_of(Row::state_signed(k)), codes[i],
                                              c.absmax[k][block]);
         }
-        Row::update(ops, scalars, quant::load_element<kDType>(c.grad, i), p, state);
+        Row::update(ops, scalars, quant::load_element<kDType>(c.grad, i) * grad_scale, p, state);
         quant::store_element<kDType>(c.param, i, p);
         for (int k = 0; k < Row::kNumStates; ++k) updated[k][j] = state[k];
       }
@@ -58,7 +58,33 @@ struct Reference {
   }
 };
 
+template <DType kDType>
+double sum_squares(const void* values, std::int64_t n) {
+  double total = 0.0;
+  for (std::int64_t begin = 0; begin < n; begin += kReduceBlock) {
+    double lanes[kReduceLanes] = {};
+    const std::int64_t len = std::min(kReduceBlock, n - begin);
+    for (std::int64_t j = 0; j < len; ++j) {
+      const double v = quant::load_element<kDType>(values, begin + j);
+      lanes[j % kReduceLanes] += v * v;
+    }
+    double block = 0.0;
+    for (double lane : lanes) block += lane;
+    total += block;
+  }
+  return total;
+}
+
 }  // namespace
+
+SumSquaresKernel reference_sum_squares(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat32: return &sum_squares<DType::kFloat32>;
+    case DType::kBFloat16: return &sum_squares<DType::kBFloat16>;
+    case DType::kFloat16: return &sum_squares<DType::kFloat16>;
+  }
+  return nullptr;
+}
 
 const KernelTable& reference_kernels() {
   static const KernelTable table = make_kernel_table<rules::RegisteredRules, Reference>();

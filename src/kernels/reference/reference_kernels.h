@@ -4,9 +4,12 @@
 #pragma once
 
 #include "src/kernels/chunk.h"
+#include "src/kernels/reduce.h"
 
 namespace octopage::kernels {
 
 const KernelTable& reference_kernels();
+// Note [Deterministic sums], one value at a time, by param dtype.
+SumSquaresKernel reference_sum_squares(DType dtype);
 
 }  // namespace octopage::kernels
