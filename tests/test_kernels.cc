@@ -265,21 +265,24 @@ TEST(Kernels, NonFiniteGradientSkipsOnlyItsElement) {
 TEST(Kernels, SumOfSquaresIsTheReferenceBitwiseOnEveryTargetAndCloseToExact) {
   for (DType dtype : testing::kAllDTypes) {
     for (std::int64_t n : {std::int64_t{0}, std::int64_t{1}, std::int64_t{15}, std::int64_t{17}, std::int64_t{255},
-                           std::int64_t{256}, std::int64_t{4099}, kernels::kReduceChunk}) {
+                           std::int64_t{256}, std::int64_t{4099}, std::int64_t{70001}}) {
       for (std::int64_t offset : {0, 1}) {
         SCOPED_TRACE(std::string(dtype_name(dtype)) + " n=" + std::to_string(n) + " offset=" + std::to_string(offset));
         std::vector<float> values = testing::normal_values(static_cast<std::size_t>(n), 5 + static_cast<std::uint64_t>(n));
         for (std::int64_t i = 0; i < n; i += 7) values[i] *= 1e3f;  // a spread of magnitudes
         const testing::HostTensor x(dtype, values, offset);
-        const double expected = kernels::reference_sum_squares(dtype)(x.data(), n);
+        std::vector<double> expected_blocks(static_cast<std::size_t>(kernels::reduce_blocks(n)));
+        kernels::reference_sum_squares(dtype)(x.data(), n, expected_blocks.data());
+        const double expected = kernels::fold_blocks(expected_blocks.data(), kernels::reduce_blocks(n));
         long double exact = 0.0L;  // the values as stored, squared and summed in long double
         for (std::int64_t i = 0; i < n; ++i) exact += static_cast<long double>(x.get(i)) * x.get(i);
         EXPECT_NEAR(expected, static_cast<double>(exact), 1e-13 * static_cast<double>(exact) + 1e-300);
         for (std::int64_t target : kernels::cpu::cpu_targets()) {
           SCOPED_TRACE("target " + kernels::cpu::cpu_target_name(target));
           kernels::cpu::ScopedCpuTarget force(target);
-          const double actual = kernels::cpu::cpu_kernels().sum_squares[static_cast<int>(dtype)](x.data(), n);
-          EXPECT_EQ(std::memcmp(&actual, &expected, sizeof actual), 0) << actual << " vs " << expected;
+          std::vector<double> blocks(expected_blocks.size(), -1.0);
+          kernels::cpu::cpu_kernels().sum_squares[static_cast<int>(dtype)](x.data(), n, blocks.data());
+          EXPECT_EQ(std::memcmp(blocks.data(), expected_blocks.data(), blocks.size() * sizeof(double)), 0);
         }
       }
     }

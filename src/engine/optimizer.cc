@@ -287,30 +287,33 @@ void Optimizer::reduce_step(engine::Step& step) const {
     std::int64_t begin, n;
   };
   std::vector<Piece> pieces;
-  step.gnorm.resize(step.updates.size());
+  std::vector<std::int64_t> first_block(step.updates.size() + 1, 0);  // each update's block sums
   for (std::size_t u = 0; u < step.updates.size(); ++u) {
     const engine::StepUpdate& up = step.updates[u];
-    if (up.group->options.percentile_clipping == 100) continue;
-    for (std::int64_t begin = 0; begin < up.state->numel; begin += kernels::kReduceChunk) {
-      pieces.push_back({u, begin, std::min(kernels::kReduceChunk, up.state->numel - begin)});
+    const bool clips = up.group->options.percentile_clipping != 100;
+    first_block[u + 1] = first_block[u] + (clips ? kernels::reduce_blocks(up.state->numel) : 0);
+    if (!clips) continue;
+    for (std::int64_t begin = 0; begin < up.state->numel; begin += kChunkElements) {
+      pieces.push_back({u, begin, std::min(kChunkElements, up.state->numel - begin)});
     }
   }
-  std::vector<double> sums(pieces.size());
+  step.gnorm.resize(step.updates.size());
+  if (pieces.empty()) return;
+  std::vector<double> block_sums(static_cast<std::size_t>(first_block.back()));
   const kernels::cpu::CpuKernels& cpu = kernels::cpu::cpu_kernels();
   engine::ThreadPool::instance().parallel_for(static_cast<std::int64_t>(pieces.size()), [&](std::int64_t i) {
     const Piece& piece = pieces[static_cast<std::size_t>(i)];
     const engine::StepUpdate& up = step.updates[piece.update];
     const Parameter& p = up.group->params_[up.index];
     const auto* grad = static_cast<const char*>(p.grad.data) + piece.begin * dtype_size(p.grad.dtype);
-    sums[static_cast<std::size_t>(i)] = cpu.sum_squares[static_cast<int>(p.grad.dtype)](grad, piece.n);
+    double* out = block_sums.data() + first_block[piece.update] + piece.begin / kernels::kReduceBlock;
+    cpu.sum_squares[static_cast<int>(p.grad.dtype)](grad, piece.n, out);
   });
-  std::size_t next = 0;
   for (std::size_t u = 0; u < step.updates.size(); ++u) {
     const engine::StepUpdate& up = step.updates[u];
     const int percentile = up.group->options.percentile_clipping;
     if (percentile == 100) continue;
-    double n2 = 0.0;
-    for (; next < pieces.size() && pieces[next].update == u; ++next) n2 += sums[next];
+    const double n2 = kernels::fold_blocks(block_sums.data() + first_block[u], first_block[u + 1] - first_block[u]);
     const std::int64_t t = up.state->step + 1;
     const std::size_t slot = static_cast<std::size_t>(t) % engine::kGnormHistory;
     std::vector<float> history = up.state->gnorm_vec;

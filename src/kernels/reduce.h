@@ -6,10 +6,11 @@
 // A sum of squares has the same bits on every backend, SIMD target, thread count and
 // placement: elements go in blocks of kReduceBlock (256) from the tensor's start; a
 // block is summed in fp64 by 16 lanes (element j of the block into lane j % 16, in
-// order) and its lanes folded in order 0..15; blocks are folded in order into chunks of
-// kReduceChunk elements, and the chunks' sums in order into the tensor's. fp32 values
-// (and bf16/fp16 ones, converted exactly) square exactly in fp64, so only the additions
-// round, always in this order.
+// order) and its lanes folded in order 0..15; the blocks' sums are folded in order into
+// the tensor's (fold_blocks). Kernels write block sums, so a tensor cut into pieces on
+// block boundaries anywhere (chunks in RAM, records of offloaded state) sums alike. fp32
+// values (and bf16/fp16 ones, converted exactly) square exactly in fp64, so only the
+// additions round, always in this order.
 #pragma once
 
 #include <cstdint>
@@ -18,10 +19,18 @@ namespace octopage::kernels {
 
 inline constexpr std::int64_t kReduceBlock = 256;
 inline constexpr std::int64_t kReduceLanes = 16;
-inline constexpr std::int64_t kReduceChunk = std::int64_t{1} << 16;
 
-// The sum of squares of values[0, n) (n <= kReduceChunk, values at a chunk's start),
-// its blocks folded in order: one chunk's sum of Note [Deterministic sums].
-using SumSquaresKernel = double (*)(const void* values, std::int64_t n);
+inline std::int64_t reduce_blocks(std::int64_t n) { return (n + kReduceBlock - 1) / kReduceBlock; }
+
+// The sums of squares of values[0, n) (values at a block's start), block by block:
+// block_sums[reduce_blocks(n)].
+using SumSquaresKernel = void (*)(const void* values, std::int64_t n, double* block_sums);
+
+// The tensor's sum from its blocks' sums, in order.
+inline double fold_blocks(const double* block_sums, std::int64_t blocks) {
+  double total = 0.0;
+  for (std::int64_t b = 0; b < blocks; ++b) total += block_sums[b];
+  return total;
+}
 
 }  // namespace octopage::kernels

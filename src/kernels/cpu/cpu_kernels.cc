@@ -167,12 +167,11 @@ struct SimdKernels {
 // Note [Deterministic sums]: 16 fp64 lanes as 16 / N vectors of N lanes, so lane l of
 // the block accumulates elements l, l + 16, ... in order, as the reference does.
 template <DType kDType>
-double sum_squares(const void* values, std::int64_t n) {
+void sum_squares(const void* values, std::int64_t n, double* block_sums) {
   const hn::CappedTag<double, kReduceLanes> d64;
   const hn::Rebind<float, decltype(d64)> d32;
   const std::size_t N = hn::Lanes(d64);
   const std::size_t vectors = kReduceLanes / N;
-  double total = 0.0;
   for (std::int64_t begin = 0; begin < n; begin += kReduceBlock) {
     const auto len = static_cast<std::size_t>(std::min(kReduceBlock, n - begin));
     hn::Vec<decltype(d64)> acc[kReduceLanes];
@@ -192,9 +191,8 @@ double sum_squares(const void* values, std::int64_t n) {
     }
     double block = 0.0;
     for (double lane : lanes) block += lane;
-    total += block;
+    block_sums[begin / kReduceBlock] = block;
   }
-  return total;
 }
 
 template <class D>

@@ -59,8 +59,7 @@ struct Reference {
 };
 
 template <DType kDType>
-double sum_squares(const void* values, std::int64_t n) {
-  double total = 0.0;
+void sum_squares(const void* values, std::int64_t n, double* block_sums) {
   for (std::int64_t begin = 0; begin < n; begin += kReduceBlock) {
     double lanes[kReduceLanes] = {};
     const std::int64_t len = std::min(kReduceBlock, n - begin);
@@ -70,9 +69,8 @@ double sum_squares(const void* values, std::int64_t n) {
     }
     double block = 0.0;
     for (double lane : lanes) block += lane;
-    total += block;
+    block_sums[begin / kReduceBlock] = block;
   }
-  return total;
 }
 
 }  // namespace
