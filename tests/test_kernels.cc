@@ -289,5 +289,29 @@ TEST(Kernels, SumOfSquaresIsTheReferenceBitwiseOnEveryTargetAndCloseToExact) {
   }
 }
 
+// max_unorm's direction norms: every target's block sums are the reference's, bitwise,
+// for every row with fp32 state and every dtype (the gradient scaled first).
+TEST(Kernels, DirectionNormIsTheReferenceBitwiseOnEveryTarget) {
+  for (const KernelCase& c : all_cases()) {
+    if (c.format != StateFormat::kFp32) continue;
+    for (std::int64_t n : {std::int64_t{1}, std::int64_t{17}, std::int64_t{256}, std::int64_t{4099}}) {
+      SCOPED_TRACE(c.name() + " n=" + std::to_string(n));
+      KernelRun run(c, n, 1, 77);
+      rules::RuleScalars scalars = testing::test_scalars(c, 3);
+      scalars.grad_scale = 0.75f;
+      std::vector<double> expected(static_cast<std::size_t>(kernels::reduce_blocks(n)));
+      kernels::reference_direction_norms().get(c.row, c.dtype)(run.chunk(), scalars, expected.data());
+      EXPECT_GT(kernels::fold_blocks(expected.data(), kernels::reduce_blocks(n)), 0.0);
+      for (std::int64_t target : kernels::cpu::cpu_targets()) {
+        SCOPED_TRACE("target " + kernels::cpu::cpu_target_name(target));
+        kernels::cpu::ScopedCpuTarget force(target);
+        std::vector<double> actual(expected.size(), -1.0);
+        kernels::cpu::cpu_kernels().direction_norms.get(c.row, c.dtype)(run.chunk(), scalars, actual.data());
+        EXPECT_EQ(std::memcmp(actual.data(), expected.data(), actual.size() * sizeof(double)), 0);
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace octopage

@@ -211,6 +211,88 @@ TEST(Optimizer, PercentileClippingFollowsItsDefinition) {
   }
 }
 
+// max_unorm against bitsandbytes' definition (RULES.md 1.8), written here in fp64 per
+// rule: u from the raw gradient and the state before the step, s = max_unorm * ||p|| /
+// ||u|| when ||u|| is larger, the step (here: lr, with no weight decay) scaled by s.
+TEST(Optimizer, MaxUnormFollowsItsDefinition) {
+  constexpr std::int64_t n = 70001;
+  constexpr int kSteps = 12;
+  struct Case {
+    const char* rule;
+    GroupOptions options;
+    // u of one element from the raw gradient, the oracle's state before the step, step t.
+    std::function<double(double g, const double* state, std::int64_t t)> u;
+  };
+  const std::vector<Case> cases = {
+      {"adamw", default_options("adamw").set("lr", 1e-2).set("weight_decay", 0.0),
+       [](double g, const double* state, std::int64_t t) {
+         const double m = 0.9 * state[0] + 0.1 * g, v = 0.999 * state[1] + 0.001 * g * g;
+         return (m / (1 - std::pow(0.9, t))) / (std::sqrt(v / (1 - std::pow(0.999, t))) + 1e-8);
+       }},
+      {"sgd", default_options("sgd").set("lr", 0.5).set("momentum", 0.9),
+       [](double g, const double* state, std::int64_t t) { return t == 1 ? g : 0.9 * state[0] + g; }},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.rule);
+    const rules::RuleEntry& rule = rules::rule_entry(c.rule);
+    TestParam param(DType::kFloat32, n, 3);
+    GroupOptions options = c.options;
+    options.max_unorm = 0.02;
+    Optimizer opt(c.rule, options);
+    opt.add_param_group({param.parameter()});
+    std::vector<double> p_oracle(n);
+    std::vector<std::vector<double>> state(n, std::vector<double>(rules::kMaxStates, 0.0));
+    for (std::int64_t i = 0; i < n; ++i) p_oracle[i] = param.value.get(i);
+    int clipped = 0;
+    for (int t = 1; t <= kSteps; ++t) {
+      param.grad.set(testing::normal_values(n, 100 + t, t % 4 == 0 ? 0.1f : 0.01f));
+      long double u2 = 0.0L, p2 = 0.0L;
+      for (std::int64_t i = 0; i < n; ++i) {
+        const double u = c.u(param.grad.get(i), state[i].data(), t);
+        u2 += static_cast<long double>(u) * u;
+        p2 += static_cast<long double>(param.value.get(i)) * param.value.get(i);
+      }
+      const double limit = 0.02 * std::sqrt(static_cast<double>(p2)), u_norm = std::sqrt(static_cast<double>(u2));
+      const double scale = u_norm > limit ? limit / u_norm : 1.0;
+      clipped += scale < 1.0;
+      opt.step();
+      std::vector<double> values = testing::resolved_values(rule, opt.param_group(0).options);
+      values[0] *= scale;  // lr: the whole step, as there is no weight decay
+      const int row = rule.row(values.data());
+      for (std::int64_t i = 0; i < n; ++i) rule.oracle(values.data(), row, t, param.grad.get(i), p_oracle[i], state[i].data());
+      for (std::int64_t i = 0; i < n; ++i) {
+        // Where the parameter was stored, the oracle continues from it.
+        ASSERT_NEAR(param.value.get(i), p_oracle[i], 1e-5 * std::fabs(p_oracle[i]) + 1e-6) << "step " << t << " element " << i;
+        p_oracle[i] = param.value.get(i);
+      }
+    }
+    EXPECT_GE(clipped, 3);
+  }
+}
+
+// A max_unorm no step reaches changes no bit: the pass only measures.
+TEST(Optimizer, MaxUnormAboveEveryStepChangesNothing) {
+  const std::vector<std::int64_t> sizes = {70001, 300, 1};
+  GroupOptions off = options_for("adamw", 32), far = off;
+  far.max_unorm = 1e9;
+  TrainingRun a("adamw", off, DType::kBFloat16, sizes), b("adamw", far, DType::kBFloat16, sizes);
+  a.steps(5);
+  b.steps(5);
+  EXPECT_EQ(a.bits(), b.bits());
+}
+
+TEST(Optimizer, MaxUnormNeeds32BitState) {
+  GroupOptions options = options_for("adamw", 8);
+  options.max_unorm = 1.0;
+  try {
+    Optimizer opt("adamw", options);
+    ADD_FAILURE() << "max_unorm with 8-bit state was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("max_unorm=1 needs 32-bit state (optim_bits=32), got optim_bits=8"),
+              std::string::npos) << e.what();
+  }
+}
+
 TEST(Optimizer, PercentileClippingOutOfRangeIsRefused) {
   GroupOptions options = options_for("adamw", 32);
   for (int bad : {-1, 101}) {

@@ -56,6 +56,11 @@ struct GroupOptions {
   // P-th smallest of them has its gradient scaled down to it (Note [Percentile
   // clipping]). 100: off. CPU parameters only, for now.
   int percentile_clipping = 100;
+  // bitsandbytes' max_unorm (RULES.md 1.8): > 0 caps each tensor's step at max_unorm
+  // times the parameter's norm, ||u|| <= max_unorm * ||p||, by scaling the step (never
+  // the decoupled decay); u is the rule's update direction without weight decay. 32-bit
+  // state and CPU parameters only, for now (bitsandbytes' 8-bit kernels do not clip).
+  double max_unorm = 0.0;
 
   GroupOptions& set(std::string_view name, double value) { return set(name, std::vector<double>{value}); }
   GroupOptions& set(std::string_view name, std::vector<double> values);

@@ -185,6 +185,9 @@ GroupOptions group_options(const nb::dict& options) {
     } else if (name == "percentile_clipping") {
       OCTOPAGE_CHECK(nb::try_cast<int>(value, g.percentile_clipping), "expected percentile_clipping to be an int, got ",
                      nb::cast<std::string>(nb::repr(value)));
+    } else if (name == "max_unorm") {
+      OCTOPAGE_CHECK(nb::try_cast<double>(value, g.max_unorm), "expected max_unorm to be a number, got ",
+                     nb::cast<std::string>(nb::repr(value)));
     } else if (name == "placement") {
       std::string placement;
       OCTOPAGE_CHECK(nb::try_cast<std::string>(value, placement), "expected placement to be a string, got ",

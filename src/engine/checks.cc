@@ -134,6 +134,11 @@ Resolved check_group_options(const rules::RuleEntry& rule, const GroupOptions& o
                  o.min_8bit_size);
   OCTOPAGE_CHECK(o.percentile_clipping >= 0 && o.percentile_clipping <= 100, where,
                  "expected percentile_clipping in [0, 100] (100: off), got ", o.percentile_clipping);
+  OCTOPAGE_CHECK(std::isfinite(o.max_unorm) && o.max_unorm >= 0.0, where,
+                 "expected max_unorm to be finite and >= 0 (0: off), got ", o.max_unorm);
+  OCTOPAGE_CHECK(o.max_unorm == 0.0 || o.optim_bits == 32, where, "max_unorm=", o.max_unorm,
+                 " needs 32-bit state (optim_bits=32), got optim_bits=", o.optim_bits,
+                 ": bitsandbytes' 8-bit kernels do not clip either");
   return resolved;
 }
 
@@ -152,10 +157,13 @@ void check_parameter(const Parameter& p, const GroupOptions& options, int row, s
                      p.overrides.placement.value_or(options.placement) != Placement::kCpuStep,
                  where, "expected a cuda parameter for placement 'cpu_step' (it runs a GPU's update on the CPU), "
                  "got a cpu parameter: use 'device', 'paged' or 'offload'");
-  OCTOPAGE_CHECK(p.value.device != Device::kCUDA || options.percentile_clipping == 100, where,
-                 "expected percentile_clipping=100 (off) for a cuda parameter, got ", options.percentile_clipping,
-                 ": the CUDA backend does not take gradient norms yet; clip with "
+  OCTOPAGE_CHECK(p.value.device != Device::kCUDA || (options.percentile_clipping == 100 && options.max_unorm == 0.0),
+                 where, "expected percentile_clipping=100 and max_unorm=0 (off) for a cuda parameter, got ",
+                 options.percentile_clipping, " and ", options.max_unorm,
+                 ": the CUDA backend does not take whole-tensor norms yet; clip with "
                  "torch.nn.utils.clip_grad_norm_ instead");
+  OCTOPAGE_CHECK(options.max_unorm == 0.0 || p.overrides.optim_bits.value_or(32) == 32, where,
+                 "max_unorm needs 32-bit state, got an override optim_bits=", *p.overrides.optim_bits);
   if (p.grad.data == nullptr) return;  // no gradient: skipped by step()
   check_tensor(p.grad, "gradient", where, cuda_memory);
   OCTOPAGE_CHECK(p.grad.numel == p.value.numel, where, "expected a gradient of ", p.value.numel,

@@ -43,9 +43,12 @@ std::vector<Batch> make_batches(const std::vector<WorkItem>& records,
 
 class Pipeline {
  public:
-  Pipeline(const std::vector<WorkItem>& records, Tiers& tiers, std::int64_t chunk_elements)
+  // `visit`: nullptr for the step (each piece updated by its kernel, each batch written
+  // back), or the read-only pass's visit (nothing written).
+  Pipeline(const std::vector<WorkItem>& records, Tiers& tiers, std::int64_t chunk_elements,
+           const RecordVisit* visit = nullptr)
       : records_(records), ring_(tiers.ring()), queue_(tiers.io_queue()),
-        path_(tiers.offload_file()->path()), chunk_elements_(chunk_elements),
+        path_(tiers.offload_file()->path()), chunk_elements_(chunk_elements), visit_(visit),
         order_(records.size()) {
     std::iota(order_.begin(), order_.end(), std::size_t{0});
     std::stable_sort(order_.begin(), order_.end(), [&](std::size_t a, std::size_t b) {
@@ -72,7 +75,11 @@ class Pipeline {
       wait_until(read_done_, i);
       if (!outcome_.error.empty()) break;
       update(i);
-      submit(i, memory::IoKind::kWrite);
+      if (visit_ == nullptr) {
+        submit(i, memory::IoKind::kWrite);
+      } else {
+        write_done_[i] = 1;  // read only: the slot is free again
+      }
     }
     while (in_flight_ > 0) take_completion();  // nothing may land in the ring after we return
     return std::move(outcome_);
@@ -143,7 +150,11 @@ class Pipeline {
       const WorkItem& r = *piece.record;
       const kernels::Chunk c = r.state->record_chunk(buffers_of(*r.param), piece.staged, piece.begin, piece.n);
       if (r.first_step) r.state->zero_fill(c);
-      r.kernel(c, *r.scalars);
+      if (visit_ != nullptr) {
+        (*visit_)(r, c, piece.begin);
+      } else {
+        r.kernel(c, *r.scalars);
+      }
     });
     for (std::size_t i = batch.first; i < batch.last; ++i) outcome_.updated[order_[i]] = 1;
   }
@@ -153,6 +164,7 @@ class Pipeline {
   memory::IoQueue& queue_;
   std::string path_;
   std::int64_t chunk_elements_;
+  const RecordVisit* visit_;
   std::vector<std::size_t> order_;  // records by file offset
   std::vector<Batch> batches_;
   std::vector<char> read_done_, write_done_;
@@ -166,6 +178,12 @@ OffloadOutcome run_offload_step(const std::vector<WorkItem>& records, Tiers& tie
                                 std::int64_t chunk_elements) {
   if (records.empty()) return {};
   return Pipeline(records, tiers, chunk_elements).run();
+}
+
+std::string read_offload_state(const std::vector<WorkItem>& records, Tiers& tiers, std::int64_t chunk_elements,
+                               const RecordVisit& visit) {
+  if (records.empty()) return {};
+  return Pipeline(records, tiers, chunk_elements, &visit).run().error;
 }
 
 }  // namespace octopage::engine

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -26,5 +27,13 @@ struct OffloadOutcome {
 // `records`: one work item per record of `offload` state, each its record's elements.
 OffloadOutcome run_offload_step(const std::vector<WorkItem>& records, Tiers& tiers,
                                 std::int64_t chunk_elements);
+
+// The read-only pass of a whole-tensor reduction (Note [Percentile clipping]'s sibling,
+// max_unorm): the same records through the same ring, each piece (at most
+// chunk_elements, on block boundaries) visited in the ring -- zero state where the
+// record has none yet -- and nothing written back. Returns the I/O error, or "".
+using RecordVisit = std::function<void(const WorkItem& record, const kernels::Chunk& piece, std::int64_t begin)>;
+std::string read_offload_state(const std::vector<WorkItem>& records, Tiers& tiers, std::int64_t chunk_elements,
+                               const RecordVisit& visit);
 
 }  // namespace octopage::engine

@@ -281,7 +281,10 @@ void Optimizer::plan_step(engine::Step& step) {
 // by RuleScalars::grad_scale before the rule sees it, for every state format and
 // placement. The history is saved with the state (bitsandbytes' key gnorm_vec) and
 // changes only when the step completes.
-void Optimizer::reduce_step(engine::Step& step) const {
+namespace {
+
+// Note [Percentile clipping]: each clipping update's gradient scale and new history.
+void clip_percentiles(engine::Step& step) {
   struct Piece {
     std::size_t update;
     std::int64_t begin, n;
@@ -304,7 +307,7 @@ void Optimizer::reduce_step(engine::Step& step) const {
   engine::ThreadPool::instance().parallel_for(static_cast<std::int64_t>(pieces.size()), [&](std::int64_t i) {
     const Piece& piece = pieces[static_cast<std::size_t>(i)];
     const engine::StepUpdate& up = step.updates[piece.update];
-    const Parameter& p = up.group->params_[up.index];
+    const Parameter& p = up.group->param(up.index);
     const auto* grad = static_cast<const char*>(p.grad.data) + piece.begin * dtype_size(p.grad.dtype);
     double* out = block_sums.data() + first_block[piece.update] + piece.begin / kernels::kReduceBlock;
     cpu.sum_squares[static_cast<int>(p.grad.dtype)](grad, piece.n, out);
@@ -329,6 +332,76 @@ void Optimizer::reduce_step(engine::Step& step) const {
     if (current > clip) step.scalars[u].grad_scale = clip / current;
     step.gnorm[u] = std::move(history);
   }
+}
+
+// max_unorm (RULES.md 1.8), after the gradient scales: ||p|| and ||u|| of each clipping
+// update, then its step scaled. u needs the state before the step: in RAM it is read
+// where it is (new state zero-filled first), offloaded state in one more streamed,
+// read-only pass through the ring (the norm needs this step's gradient, so no earlier
+// pass can take it).
+void clip_update_norms(engine::Step& step, const rules::RuleEntry& rule, engine::Tiers& tiers) {
+  const kernels::cpu::CpuKernels& cpu = kernels::cpu::cpu_kernels();
+  std::vector<std::int64_t> first_block(step.updates.size() + 1, 0);
+  bool any = false;
+  for (std::size_t u = 0; u < step.updates.size(); ++u) {
+    const engine::StepUpdate& up = step.updates[u];
+    const bool clips = up.group->options.max_unorm > 0.0;
+    any = any || clips;
+    first_block[u + 1] = first_block[u] + (clips ? kernels::reduce_blocks(up.state->numel) : 0);
+  }
+  if (!any) return;
+  std::vector<double> p_sums(static_cast<std::size_t>(first_block.back()));
+  std::vector<double> u_sums(p_sums.size());
+  std::vector<engine::WorkItem> in_memory, offloaded;
+  for (const engine::WorkItem& item : step.tasks) {
+    if (step.updates[item.owner].group->options.max_unorm > 0.0) in_memory.push_back(item);
+  }
+  for (const engine::WorkItem& item : step.records) {
+    if (step.updates[item.owner].group->options.max_unorm > 0.0) offloaded.push_back(item);
+  }
+  const auto sums_at = [&](std::vector<double>& sums, const engine::WorkItem& item, std::int64_t begin) {
+    return sums.data() + first_block[item.owner] + begin / kernels::kReduceBlock;
+  };
+  const auto direction_norm = [&](const engine::WorkItem& item, const kernels::Chunk& c, std::int64_t begin) {
+    cpu.direction_norms.get(item.state->row, item.state->dtype)(c, *item.scalars, sums_at(u_sums, item, begin));
+  };
+  const auto param_norm = [&](const engine::WorkItem& item, std::int64_t begin, std::int64_t n) {
+    const Parameter& p = *item.param;
+    const auto* values = static_cast<const char*>(p.value.data) + begin * dtype_size(p.value.dtype);
+    cpu.sum_squares[static_cast<int>(p.value.dtype)](values, n, sums_at(p_sums, item, begin));
+  };
+  engine::ThreadPool::instance().parallel_for(static_cast<std::int64_t>(in_memory.size()), [&](std::int64_t t) {
+    const engine::WorkItem& item = in_memory[static_cast<std::size_t>(t)];
+    const kernels::Chunk c = item.state->chunk(engine::buffers_of(*item.param), item.begin, item.n);
+    if (item.first_step) item.state->zero_fill(c);
+    direction_norm(item, c, item.begin);
+    param_norm(item, item.begin, item.n);
+  });
+  const std::string error = engine::read_offload_state(
+      offloaded, tiers, kChunkElements, [&](const engine::WorkItem& item, const kernels::Chunk& c, std::int64_t begin) {
+        direction_norm(item, c, begin);
+        param_norm(item, begin, c.n);
+      });
+  OCTOPAGE_CHECK_RUNTIME(error.empty(), error, " (reading state for max_unorm's norm). Nothing was updated: "
+                         "the optimizer is as it was before this step.");
+  for (std::size_t u = 0; u < step.updates.size(); ++u) {
+    const engine::StepUpdate& up = step.updates[u];
+    const double max_unorm = up.group->options.max_unorm;
+    if (max_unorm == 0.0) continue;
+    const std::int64_t blocks = first_block[u + 1] - first_block[u];
+    const double p_norm = std::sqrt(kernels::fold_blocks(p_sums.data() + first_block[u], blocks));
+    const double u_norm2 = rule.step_norm2(step.resolved[up.group_index].values.data(), up.state->row - rule.first_row,
+                                           up.state->step + 1, kernels::fold_blocks(u_sums.data() + first_block[u], blocks));
+    const double u_norm = std::sqrt(u_norm2);
+    if (u_norm > max_unorm * p_norm) rule.scale_step(step.scalars[u], static_cast<float>(max_unorm * p_norm / u_norm));
+  }
+}
+
+}  // namespace
+
+void Optimizer::reduce_step(engine::Step& step) const {
+  clip_percentiles(step);
+  clip_update_norms(step, entry_of(*rule_), *tiers_);
 }
 
 void Optimizer::run_step(engine::Step& step) {

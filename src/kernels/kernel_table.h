@@ -5,6 +5,7 @@
 #pragma once
 
 #include "src/kernels/chunk.h"
+#include "src/kernels/reduce.h"
 #include "src/rules/rule.h"
 
 namespace octopage::kernels {
@@ -29,6 +30,18 @@ KernelTable make_kernel_table() {
   KernelTable table;
   for_each_kernel<Rules>([&]<class Row, StateFormat kFormat, DType kDType>(int row) {
     table.at(row, kFormat, kDType) = &Impl::template kernel<Row, kFormat, kDType>;
+  });
+  return table;
+}
+
+// A table of Impl's direction-norm kernels: Impl::template direction_norm<Row, kDType>.
+template <class Rules, class Impl>
+DirectionNormTable make_direction_norm_table() {
+  DirectionNormTable table;
+  for_each_kernel<Rules>([&]<class Row, StateFormat kFormat, DType kDType>(int row) {
+    if constexpr (kFormat == StateFormat::kFp32) {
+      table.kernels[row][static_cast<int>(kDType)] = &Impl::template direction_norm<Row, kDType>;
+    }
   });
   return table;
 }

@@ -1,6 +1,6 @@
 // Whole-tensor reductions that a step takes before a tensor's update (the gradient norm
-// of percentile_clipping; later the parameter and update norms of LAMB, LARS and
-// max_unorm), with one contract for every backend.
+// of percentile_clipping, the parameter and update norms of max_unorm; next, LAMB's and
+// LARS's), with one contract for every backend.
 //
 // Note [Deterministic sums]
 // A sum of squares has the same bits on every backend, SIMD target, thread count and
@@ -15,6 +15,9 @@
 
 #include <cstdint>
 
+#include "src/kernels/chunk.h"
+#include "src/rules/rule.h"
+
 namespace octopage::kernels {
 
 inline constexpr std::int64_t kReduceBlock = 256;
@@ -25,6 +28,17 @@ inline std::int64_t reduce_blocks(std::int64_t n) { return (n + kReduceBlock - 1
 // The sums of squares of values[0, n) (values at a block's start), block by block:
 // block_sums[reduce_blocks(n)].
 using SumSquaresKernel = void (*)(const void* values, std::int64_t n, double* block_sums);
+
+// The sums of a row's direction() squared (max_unorm's update norm) over a chunk with
+// fp32 state, the gradient scaled by scalars.grad_scale first, block by block; the
+// chunk's parameter is not read.
+using DirectionNormKernel = void (*)(const Chunk& chunk, const rules::RuleScalars& scalars, double* block_sums);
+
+// [row][param dtype], for fp32 state (bitsandbytes' 8-bit kernels do not clip either).
+struct DirectionNormTable {
+  DirectionNormKernel kernels[rules::kNumRows][kNumDTypes] = {};
+  DirectionNormKernel get(int row, DType dtype) const { return kernels[row][static_cast<int>(dtype)]; }
+};
 
 // The tensor's sum from its blocks' sums, in order.
 inline double fold_blocks(const double* block_sums, std::int64_t blocks) {

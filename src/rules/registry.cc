@@ -53,6 +53,8 @@ const Registry& registry() {
         e.check = &Rule::check;
         e.scalars = &Rule::scalars;
         e.oracle = &Rule::oracle;
+        e.step_norm2 = &Rule::step_norm2;
+        e.scale_step = &Rule::scale_step;
         out.entries.push_back(std::move(e));
       }
       RuleEntry& e = out.entries.back();

@@ -29,6 +29,10 @@ struct RuleEntry {
   const char* (*check)(const double* values) = nullptr;
   // The row's scalars for step t >= 1 (row relative to first_row).
   RuleScalars (*scalars)(const double* values, int row, std::int64_t t) = nullptr;
+  // max_unorm (RULES.md 1.8): ||u||^2 of bitsandbytes' u from the sum of the row's
+  // direction() squared, and the clipping scale folded into a step's scalars.
+  double (*step_norm2)(const double* values, int row, std::int64_t t, double direction_norm2) = nullptr;
+  void (*scale_step)(RuleScalars& scalars, float scale) = nullptr;
   // The rule's fp64 oracle (for tests): step t of one element with gradient g, p and
   // the row's states updated in place; returns the gradient its moments saw.
   double (*oracle)(const double* values, int row, std::int64_t t, double g, double& p, double* state) = nullptr;

@@ -194,6 +194,29 @@ def test_percentile_clipping_matches_its_definition(tmp_path, placement):
 
 
 @pytest.mark.parametrize("placement", PLACEMENTS)
+def test_max_unorm_caps_each_step(tmp_path, placement):
+    """bitsandbytes' max_unorm: no step moves a tensor by more than lr * max_unorm * ||p||
+    (AdamW without weight decay), and one that never binds changes nothing."""
+    torch.manual_seed(0)
+    p = torch.nn.Parameter(torch.randn(5000))
+    free = torch.nn.Parameter(p.detach().clone())
+    capped = optim.AdamW([p], lr=1e-2, weight_decay=0.0, max_unorm=0.1, placement=placement, offload_dir=tmp_path)
+    loose = optim.AdamW([free], lr=1e-2, weight_decay=0.0, max_unorm=1e9)
+    reference = torch.nn.Parameter(p.detach().clone())
+    plain = optim.AdamW([reference], lr=1e-2, weight_decay=0.0)
+    for _ in range(5):
+        g = torch.randn(5000) * 0.01
+        before = p.detach().clone()
+        p.grad, free.grad, reference.grad = g.clone(), g.clone(), g.clone()
+        capped.step()
+        loose.step()
+        plain.step()
+        assert (p.detach() - before).norm() <= 1e-2 * 0.1 * before.norm() * (1 + 1e-5)
+    assert torch.equal(free, reference)
+    assert not torch.equal(p, reference)
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
 @pytest.mark.parametrize("decoupled", [False, True])
 def test_bf16_matches_reference(tmp_path, placement, decoupled):
     params = make_params(torch.bfloat16)
@@ -338,6 +361,8 @@ BAD_ARGUMENTS = [
     (optim.AdamW, dict(placement="gpu"), "expected placement 'device', 'paged', 'offload' or 'cpu_step', got 'gpu'"),
     (optim.AdamW, dict(placement="cpu_step"), "cpu_step.*needs the CUDA backend"),
     (optim.AdamW, dict(is_paged=True, placement="offload"), "is_paged=True asks for placement 'paged'"),
+    (optim.AdamW8bit, dict(max_unorm=1.0), r"max_unorm=1 needs 32-bit state \(optim_bits=32\), got optim_bits=8"),
+    (optim.AdamW, dict(max_unorm=-1.0), r"expected max_unorm to be finite and >= 0 \(0: off\), got -1"),
     (optim.AdamW, dict(percentile_clipping=101), r"expected percentile_clipping in \[0, 100\] \(100: off\), got 101"),
     (optim.AdamW, dict(block_wise=False), "block_wise=False is not supported"),
     (optim.AdamW, dict(offload_dir="/nonexistent/octopage"), "/nonexistent/octopage"),

@@ -90,6 +90,7 @@ def _core_options(group, rule):
     options["optim_bits"] = _integer("optim_bits", group["optim_bits"])
     options["min_8bit_size"] = _integer("min_8bit_size", group["min_8bit_size"])
     options["percentile_clipping"] = _integer("percentile_clipping", group.get("percentile_clipping", 100))
+    options["max_unorm"] = _number("max_unorm", group.get("max_unorm", 0.0))
     options["placement"] = placement
     return options
 
@@ -114,9 +115,9 @@ class Optimizer(torch.optim.Optimizer):
     _paged = False
 
     def __init__(self, params, hyperparameters, optim_bits=32, args=None, min_8bit_size=4096,
-                 percentile_clipping=100, block_wise=True, is_paged=False, *, placement=None, offload_dir=None,
-                 keep_files=False, ring_bytes=None, chunk_bytes=None, direct_io=True, io_backend="auto",
-                 pin_host_memory=True):
+                 percentile_clipping=100, block_wise=True, is_paged=False, *, max_unorm=0.0, placement=None,
+                 offload_dir=None, keep_files=False, ring_bytes=None, chunk_bytes=None, direct_io=True,
+                 io_backend="auto", pin_host_memory=True):
         if self._rule is None:
             raise TypeError("octopage.optim.Optimizer is the base of the optimizer classes; use one of them "
                             "(AdamW8bit, ...)")
@@ -137,7 +138,7 @@ class Optimizer(torch.optim.Optimizer):
         defaults = {name: tuple(value) if isinstance(value, list) else value
                     for name, value in hyperparameters.items()}
         defaults.update(optim_bits=optim_bits, min_8bit_size=min_8bit_size, placement=placement,
-                        percentile_clipping=percentile_clipping)
+                        percentile_clipping=percentile_clipping, max_unorm=max_unorm)
         core_defaults = _core_options(defaults, self._rule_info)
         # A name the rule does not have goes to the core as it is, which refuses it.
         core_defaults.update((k, v) for k, v in defaults.items() if k not in core_defaults)
@@ -165,9 +166,9 @@ class Optimizer(torch.optim.Optimizer):
             tensors, overrides = [], []
             for p in params:
                 local, whole_numel = _dtensor.local_param(p)
-                if _dtensor.is_dtensor(p) and options["percentile_clipping"] != 100:
-                    raise ValueError("percentile_clipping < 100 needs each gradient's whole norm, and a DTensor "
-                                     "parameter's gradient is sharded: use 100 (off) with FSDP")
+                if _dtensor.is_dtensor(p) and (options["percentile_clipping"] != 100 or options["max_unorm"] != 0):
+                    raise ValueError("percentile_clipping < 100 and max_unorm > 0 need whole-tensor norms, and a "
+                                     "DTensor parameter is sharded: leave them off (100, 0) with FSDP")
                 bits, placement, _ = manager.overrides_for(p)
                 tensors.append(local.detach())
                 overrides.append((bits, placement, whole_numel))

@@ -21,6 +21,7 @@
 #include "src/quant/formats.h"
 #include "src/quant/param_io.h"
 #include "src/rules/rule.h"
+#include "src/rules/scalar_ops.h"
 
 
 HWY_BEFORE_NAMESPACE();
@@ -131,6 +132,48 @@ HWY_INLINE void prefetch_q8_block(const Chunk& c, std::int64_t begin) {
 }
 
 struct SimdKernels {
+  // Note [Deterministic sums] over direction(), as sum_squares below: the direction of N
+  // lanes at a time (N fp64 lanes of the 16), promoted to fp64 and squared.
+  template <class Rule, DType kDType>
+  static void direction_norm(const Chunk& c, const rules::RuleScalars& packed, double* block_sums) {
+    const auto scalars = rules::unpack_scalars<typename Rule::Scalars>(packed);
+    const hn::CappedTag<double, kReduceLanes> d64;
+    const hn::Rebind<float, decltype(d64)> d32;
+    const HwyOps<decltype(d32)> ops{d32};
+    const rules::ScalarOps scalar_ops;
+    const std::size_t N = hn::Lanes(d64);
+    const std::size_t vectors = kReduceLanes / N;
+    const auto scale = hn::Set(d32, packed.grad_scale);
+    for (std::int64_t begin = 0; begin < c.n; begin += kReduceBlock) {
+      const auto len = static_cast<std::size_t>(std::min(kReduceBlock, c.n - begin));
+      hn::Vec<decltype(d64)> acc[kReduceLanes];
+      for (std::size_t v = 0; v < vectors; ++v) acc[v] = hn::Zero(d64);
+      std::size_t j = 0;
+      for (; j + kReduceLanes <= len; j += kReduceLanes) {
+        for (std::size_t v = 0; v < vectors; ++v) {
+          const std::size_t i = static_cast<std::size_t>(begin) + j + v * N;
+          hn::Vec<decltype(d32)> state[kStateSlots<Rule>];
+          for (int k = 0; k < Rule::kNumStates; ++k) state[k] = hn::LoadU(d32, static_cast<const float*>(c.state[k]) + i);
+          const auto g = hn::Mul(load_f32<kDType>(d32, c.grad, i), scale);
+          const auto x = hn::PromoteTo(d64, Rule::direction(ops, scalars, g, state));
+          acc[v] = hn::Add(acc[v], hn::Mul(x, x));
+        }
+      }
+      HWY_ALIGN double lanes[kReduceLanes];
+      for (std::size_t v = 0; v < vectors; ++v) hn::Store(acc[v], d64, lanes + v * N);
+      for (; j < len; ++j) {
+        const auto i = begin + static_cast<std::int64_t>(j);
+        float state[kStateSlots<Rule>];
+        for (int k = 0; k < Rule::kNumStates; ++k) state[k] = static_cast<const float*>(c.state[k])[i];
+        const double x = Rule::direction(scalar_ops, scalars, quant::load_element<kDType>(c.grad, i) * packed.grad_scale, state);
+        lanes[j % kReduceLanes] += x * x;
+      }
+      double block = 0.0;
+      for (double lane : lanes) block += lane;
+      block_sums[begin / kReduceBlock] = block;
+    }
+  }
+
   template <class Rule, StateFormat kFormat, DType kDType>
   static void kernel(const Chunk& c, const rules::RuleScalars& packed) {
     const auto scalars = rules::unpack_scalars<typename Rule::Scalars>(packed);
@@ -244,6 +287,7 @@ const CpuKernels* get_cpu_kernels() {
     CpuKernels k;
     k.target_name = hwy::TargetName(HWY_TARGET);
     k.kernels = make_kernel_table<RegisteredRules, SimdKernels>();
+    k.direction_norms = make_direction_norm_table<RegisteredRules, SimdKernels>();
     k.sum_squares[static_cast<int>(DType::kFloat32)] = &sum_squares<DType::kFloat32>;
     k.sum_squares[static_cast<int>(DType::kBFloat16)] = &sum_squares<DType::kBFloat16>;
     k.sum_squares[static_cast<int>(DType::kFloat16)] = &sum_squares<DType::kFloat16>;

@@ -16,6 +16,7 @@ struct CpuKernels {
   const char* target_name = "";
   KernelTable kernels;  // every rule, [row][state format][param dtype]
   SumSquaresKernel sum_squares[kNumDTypes] = {};  // by param dtype: Note [Deterministic sums]
+  DirectionNormTable direction_norms;
   // Block-wise 8-bit quantization of n values (codes[n], absmax[q8_num_blocks(n)]) and
   // its inverse, with the signed or unsigned dynamic code.
   void (*q8_quantize)(bool is_signed, const float* values, std::int64_t n, std::uint8_t* codes,

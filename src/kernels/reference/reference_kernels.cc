@@ -18,6 +18,26 @@ const quant::DynamicCode& code_of(bool is_signed) {
 }
 
 struct Reference {
+  template <class Row, DType kDType>
+  static void direction_norm(const Chunk& c, const rules::RuleScalars& packed, double* block_sums) {
+    const auto scalars = rules::unpack_scalars<typename Row::Scalars>(packed);
+    const rules::ScalarOps ops;
+    for (std::int64_t begin = 0; begin < c.n; begin += kReduceBlock) {
+      double lanes[kReduceLanes] = {};
+      const std::int64_t len = std::min(kReduceBlock, c.n - begin);
+      for (std::int64_t j = 0; j < len; ++j) {
+        const std::int64_t i = begin + j;
+        float state[kStateSlots<Row>];
+        for (int k = 0; k < Row::kNumStates; ++k) state[k] = static_cast<const float*>(c.state[k])[i];
+        const double d = Row::direction(ops, scalars, quant::load_element<kDType>(c.grad, i) * packed.grad_scale, state);
+        lanes[j % kReduceLanes] += d * d;
+      }
+      double block = 0.0;
+      for (double lane : lanes) block += lane;
+      block_sums[begin / kReduceBlock] = block;
+    }
+  }
+
   template <class Row, StateFormat kFormat, DType kDType>
   static void kernel(const Chunk& c, const rules::RuleScalars& packed) {
     const auto scalars = rules::unpack_scalars<typename Row::Scalars>(packed);
@@ -82,6 +102,11 @@ SumSquaresKernel reference_sum_squares(DType dtype) {
     case DType::kFloat16: return &sum_squares<DType::kFloat16>;
   }
   return nullptr;
+}
+
+const DirectionNormTable& reference_direction_norms() {
+  static const DirectionNormTable table = make_direction_norm_table<rules::RegisteredRules, Reference>();
+  return table;
 }
 
 const KernelTable& reference_kernels() {

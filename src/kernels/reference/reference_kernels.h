@@ -11,5 +11,6 @@ namespace octopage::kernels {
 const KernelTable& reference_kernels();
 // Note [Deterministic sums], one value at a time, by param dtype.
 SumSquaresKernel reference_sum_squares(DType dtype);
+const DirectionNormTable& reference_direction_norms();
 
 }  // namespace octopage::kernels
