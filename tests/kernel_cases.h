@@ -106,9 +106,11 @@ class KernelRun {
     for (int k = 0; k < c.num_states(); ++k) {
       const bool is_signed = c.spec().states[k].is_signed;
       if (c.format == StateFormat::kFp32) {
-        std::vector<float> s = normal_values(static_cast<std::size_t>(n), seed + 3 + k, 0.01f);
+        // Signed states hold averages of gradients; unsigned ones second moments, which
+        // exceed the squared first moments (so centered RMSprop's v - a*a stays positive).
+        std::vector<float> s = normal_values(static_cast<std::size_t>(n), seed + 3 + k, is_signed ? 0.001f : 0.01f);
         if (!is_signed) {
-          for (float& x : s) x = x * x;  // unsigned states hold second moments: squares
+          for (float& x : s) x = x * x + 1e-4f;
         }
         state_.emplace_back(DType::kFloat32, s, offset);
       } else {

@@ -208,19 +208,29 @@ inline std::vector<double> resolved_values(const rules::RuleEntry& rule, const G
 }
 
 // Options that select each variant of a rule, from the registry alone: the rule's
-// defaults, and the defaults with one flag set or one hyperparameter that defaults to 0
-// set to 0.5 (amsgrad=True, momentum=0.5), skipping combinations the rule refuses. A
-// test that loops over these covers every variant of every registered rule.
+// defaults, and the defaults with one or two flags set or hyperparameters that default to
+// 0 set to 0.5 (amsgrad=True, momentum=0.5, momentum=0.5 and centered=True), skipping
+// combinations the rule refuses. A test that loops over these covers every variant of
+// every registered rule.
 struct VariantExample {
   int variant;  // index into RuleInfo::variants
   GroupOptions options;
 };
 inline std::vector<VariantExample> variant_examples(std::string_view rule_name) {
   const rules::RuleEntry& rule = rules::rule_entry(rule_name);
-  std::vector<GroupOptions> candidates{default_options(rule_name)};
+  std::vector<const HyperparameterInfo*> zeros;
   for (const HyperparameterInfo& h : rule.info.hyperparameters) {
-    if (h.defaults.size() != 1 || h.defaults[0] != 0.0) continue;
-    candidates.push_back(default_options(rule_name).set(h.name, h.kind == HyperparameterKind::kFlag ? 1.0 : 0.5));
+    if (h.defaults.size() == 1 && h.defaults[0] == 0.0) zeros.push_back(&h);
+  }
+  const auto set = [](GroupOptions o, const HyperparameterInfo* h) {
+    return o.set(h->name, h->kind == HyperparameterKind::kFlag ? 1.0 : 0.5);
+  };
+  std::vector<GroupOptions> candidates{default_options(rule_name)};
+  for (std::size_t a = 0; a < zeros.size(); ++a) candidates.push_back(set(default_options(rule_name), zeros[a]));
+  for (std::size_t a = 0; a < zeros.size(); ++a) {
+    for (std::size_t b = a + 1; b < zeros.size(); ++b) {
+      candidates.push_back(set(set(default_options(rule_name), zeros[a]), zeros[b]));
+    }
   }
   std::vector<VariantExample> examples;
   for (GroupOptions& o : candidates) {

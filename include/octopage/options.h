@@ -58,8 +58,9 @@ struct GroupOptions {
   int percentile_clipping = 100;
   // bitsandbytes' max_unorm (RULES.md 1.8): > 0 caps each tensor's step at max_unorm
   // times the parameter's norm, ||u|| <= max_unorm * ||p||, by scaling the step (never
-  // the decoupled decay); u is the rule's update direction without weight decay. 32-bit
-  // state and CPU parameters only, for now (bitsandbytes' 8-bit kernels do not clip).
+  // the decoupled decay); u is the rule's update direction without weight decay. Every
+  // state format (bitsandbytes clips only 32-bit state) and CPU placement; CPU
+  // parameters only, for now. LAMB and LARS default to 1.0 and 0.02 (default_options).
   double max_unorm = 0.0;
 
   GroupOptions& set(std::string_view name, double value) { return set(name, std::vector<double>{value}); }
@@ -110,8 +111,8 @@ struct TierOptions {
 };
 
 // The options of a new group of `rule` (a name from octopage/rules.h): every
-// hyperparameter at torch.optim's default (AdamW decays by 1e-2, Adam not at all), 32-bit
-// state on the device. Throws Error for an unknown rule.
+// hyperparameter at torch.optim's default (AdamW decays by 1e-2, Adam not at all), the
+// rule's max_unorm (RuleInfo::default_max_unorm), 32-bit state on the device. Throws Error for an unknown rule.
 GroupOptions default_options(std::string_view rule);
 
 }  // namespace octopage

@@ -47,6 +47,9 @@ struct RuleInfo {
   std::string display_name;  // as messages and tables show it: "AdamW"
   std::vector<HyperparameterInfo> hyperparameters;
   std::vector<VariantInfo> variants;
+  // The update-norm cap its classes default to (GroupOptions::max_unorm): bitsandbytes'
+  // LAMB 1.0, LARS 0.02; 0 (off) for the others.
+  double default_max_unorm = 0.0;
 
   const HyperparameterInfo* find_hyperparameter(std::string_view name) const;
 };

@@ -136,9 +136,6 @@ Resolved check_group_options(const rules::RuleEntry& rule, const GroupOptions& o
                  "expected percentile_clipping in [0, 100] (100: off), got ", o.percentile_clipping);
   OCTOPAGE_CHECK(std::isfinite(o.max_unorm) && o.max_unorm >= 0.0, where,
                  "expected max_unorm to be finite and >= 0 (0: off), got ", o.max_unorm);
-  OCTOPAGE_CHECK(o.max_unorm == 0.0 || o.optim_bits == 32, where, "max_unorm=", o.max_unorm,
-                 " needs 32-bit state (optim_bits=32), got optim_bits=", o.optim_bits,
-                 ": bitsandbytes' 8-bit kernels do not clip either");
   return resolved;
 }
 
@@ -162,8 +159,6 @@ void check_parameter(const Parameter& p, const GroupOptions& options, int row, s
                  options.percentile_clipping, " and ", options.max_unorm,
                  ": the CUDA backend does not take whole-tensor norms yet; clip with "
                  "torch.nn.utils.clip_grad_norm_ instead");
-  OCTOPAGE_CHECK(options.max_unorm == 0.0 || p.overrides.optim_bits.value_or(32) == 32, where,
-                 "max_unorm needs 32-bit state, got an override optim_bits=", *p.overrides.optim_bits);
   if (p.grad.data == nullptr) return;  // no gradient: skipped by step()
   check_tensor(p.grad, "gradient", where, cuda_memory);
   OCTOPAGE_CHECK(p.grad.numel == p.value.numel, where, "expected a gradient of ", p.value.numel,

@@ -363,7 +363,7 @@ void clip_update_norms(engine::Step& step, const rules::RuleEntry& rule, engine:
     return sums.data() + first_block[item.owner] + begin / kernels::kReduceBlock;
   };
   const auto direction_norm = [&](const engine::WorkItem& item, const kernels::Chunk& c, std::int64_t begin) {
-    cpu.direction_norms.get(item.state->row, item.state->dtype)(c, *item.scalars, sums_at(u_sums, item, begin));
+    cpu.direction_norms.get(item.state->row, item.state->format, item.state->dtype)(c, *item.scalars, sums_at(u_sums, item, begin));
   };
   const auto param_norm = [&](const engine::WorkItem& item, std::int64_t begin, std::int64_t n) {
     const Parameter& p = *item.param;

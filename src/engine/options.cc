@@ -43,8 +43,10 @@ void GroupOptions::erase(std::string_view name) {
 }
 
 GroupOptions default_options(std::string_view rule) {
+  const RuleInfo& info = find_rule(rule);
   GroupOptions options;
-  for (const HyperparameterInfo& h : find_rule(rule).hyperparameters) options.set(h.name, h.defaults);
+  for (const HyperparameterInfo& h : info.hyperparameters) options.set(h.name, h.defaults);
+  options.max_unorm = info.default_max_unorm;
   return options;
 }
 

@@ -34,14 +34,12 @@ KernelTable make_kernel_table() {
   return table;
 }
 
-// A table of Impl's direction-norm kernels: Impl::template direction_norm<Row, kDType>.
+// A table of Impl's direction-norm kernels: Impl::template direction_norm<Row, kFormat, kDType>.
 template <class Rules, class Impl>
 DirectionNormTable make_direction_norm_table() {
   DirectionNormTable table;
   for_each_kernel<Rules>([&]<class Row, StateFormat kFormat, DType kDType>(int row) {
-    if constexpr (kFormat == StateFormat::kFp32) {
-      table.kernels[row][static_cast<int>(kDType)] = &Impl::template direction_norm<Row, kDType>;
-    }
+    table.at(row, kFormat, kDType) = &Impl::template direction_norm<Row, kFormat, kDType>;
   });
   return table;
 }

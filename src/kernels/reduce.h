@@ -29,15 +29,21 @@ inline std::int64_t reduce_blocks(std::int64_t n) { return (n + kReduceBlock - 1
 // block_sums[reduce_blocks(n)].
 using SumSquaresKernel = void (*)(const void* values, std::int64_t n, double* block_sums);
 
-// The sums of a row's direction() squared (max_unorm's update norm) over a chunk with
-// fp32 state, the gradient scaled by scalars.grad_scale first, block by block; the
-// chunk's parameter is not read.
+// The sums of a row's direction() squared (max_unorm's update norm) over a chunk, the
+// gradient scaled by scalars.grad_scale first, block by block; 8-bit state is decoded
+// first (a reduce block is one 8-bit block); the chunk's parameter is not read.
 using DirectionNormKernel = void (*)(const Chunk& chunk, const rules::RuleScalars& scalars, double* block_sums);
 
-// [row][param dtype], for fp32 state (bitsandbytes' 8-bit kernels do not clip either).
+// [row][state format][param dtype], as KernelTable. (bitsandbytes' 8-bit kernels do not
+// clip; octopage's LAMB8bit and LARS8bit do.)
 struct DirectionNormTable {
-  DirectionNormKernel kernels[rules::kNumRows][kNumDTypes] = {};
-  DirectionNormKernel get(int row, DType dtype) const { return kernels[row][static_cast<int>(dtype)]; }
+  DirectionNormKernel kernels[rules::kNumRows][kNumStateFormats][kNumDTypes] = {};
+  DirectionNormKernel& at(int row, StateFormat format, DType dtype) {
+    return kernels[row][static_cast<int>(format)][static_cast<int>(dtype)];
+  }
+  DirectionNormKernel get(int row, StateFormat format, DType dtype) const {
+    return kernels[row][static_cast<int>(format)][static_cast<int>(dtype)];
+  }
 };
 
 // The tensor's sum from its blocks' sums, in order.

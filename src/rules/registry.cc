@@ -43,6 +43,7 @@ const Registry& registry() {
         RuleEntry e;
         e.info.name = Rule::kName;
         e.info.display_name = Rule::kDisplayName;
+        if constexpr (requires { Rule::kDefaultMaxUnorm; }) e.info.default_max_unorm = Rule::kDefaultMaxUnorm;
         for (const HyperSpec& h : Rule::kHyperparameters) {
           e.hyperparameters.push_back(h);
           e.info.hyperparameters.push_back(hyperparameter_info(h));

@@ -46,6 +46,15 @@ OCTOPAGE_HOST_DEVICE OCTOPAGE_INLINE S unpack_scalars(const RuleScalars& packed)
   return scalars;
 }
 
+// Multiplies one field of a row's packed Scalars by `scale` (max_unorm's clipping of a
+// rule's step size), grad_scale untouched.
+template <class S>
+void scale_field(RuleScalars& packed, float S::*field, float scale) {
+  S scalars = unpack_scalars<S>(packed);
+  scalars.*field *= scale;
+  std::memcpy(packed.words, &scalars, sizeof(S));
+}
+
 template <class... T>
 struct TypeList {
   static constexpr int kSize = sizeof...(T);

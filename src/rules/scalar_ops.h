@@ -13,6 +13,7 @@ struct ScalarOps {
   OCTOPAGE_HOST_DEVICE float set(float x) const { return x; }
   OCTOPAGE_HOST_DEVICE float sqrt(float x) const { return std::sqrt(x); }
   OCTOPAGE_HOST_DEVICE float max(float a, float b) const { return a < b ? b : a; }
+  OCTOPAGE_HOST_DEVICE float sign(float x) const { return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : 0.0f); }
   OCTOPAGE_HOST_DEVICE bool is_finite(float x) const { return std::isfinite(x); }
   OCTOPAGE_HOST_DEVICE float select(bool condition, float yes, float no) const {
     return condition ? yes : no;

@@ -133,9 +133,11 @@ HWY_INLINE void prefetch_q8_block(const Chunk& c, std::int64_t begin) {
 
 struct SimdKernels {
   // Note [Deterministic sums] over direction(), as sum_squares below: the direction of N
-  // lanes at a time (N fp64 lanes of the 16), promoted to fp64 and squared.
-  template <class Rule, DType kDType>
+  // lanes at a time (N fp64 lanes of the 16), promoted to fp64 and squared. 8-bit state
+  // is decoded a block at a time first (a reduce block is a block of the 8-bit format).
+  template <class Rule, StateFormat kFormat, DType kDType>
   static void direction_norm(const Chunk& c, const rules::RuleScalars& packed, double* block_sums) {
+    static_assert(kReduceBlock == kQ8BlockSize, "an 8-bit block decodes into one reduce block");
     const auto scalars = rules::unpack_scalars<typename Rule::Scalars>(packed);
     const hn::CappedTag<double, kReduceLanes> d64;
     const hn::Rebind<float, decltype(d64)> d32;
@@ -144,17 +146,33 @@ struct SimdKernels {
     const std::size_t N = hn::Lanes(d64);
     const std::size_t vectors = kReduceLanes / N;
     const auto scale = hn::Set(d32, packed.grad_scale);
+    Q8Codebook books[kStateSlots<Rule>];
+    HWY_ALIGN float decoded[kStateSlots<Rule>][kQ8BlockSize];
+    if constexpr (kFormat == StateFormat::kQ8) {
+      for (int k = 0; k < Rule::kNumStates; ++k) books[k] = Q8Codebook::of(Rule::state_signed(k));
+    }
     for (std::int64_t begin = 0; begin < c.n; begin += kReduceBlock) {
       const auto len = static_cast<std::size_t>(std::min(kReduceBlock, c.n - begin));
+      const float* state_at[kStateSlots<Rule>];  // the block's state as fp32
+      for (int k = 0; k < Rule::kNumStates; ++k) {
+        if constexpr (kFormat == StateFormat::kQ8) {
+          decode_block_q8(books[k], static_cast<const std::uint8_t*>(c.state[k]) + begin, len,
+                          c.absmax[k][begin / kQ8BlockSize], decoded[k]);
+          state_at[k] = decoded[k];
+        } else {
+          state_at[k] = static_cast<const float*>(c.state[k]) + begin;
+        }
+      }
+      const auto* grad = static_cast<const char*>(c.grad) + begin * (kDType == DType::kFloat32 ? 4 : 2);
       hn::Vec<decltype(d64)> acc[kReduceLanes];
       for (std::size_t v = 0; v < vectors; ++v) acc[v] = hn::Zero(d64);
       std::size_t j = 0;
       for (; j + kReduceLanes <= len; j += kReduceLanes) {
         for (std::size_t v = 0; v < vectors; ++v) {
-          const std::size_t i = static_cast<std::size_t>(begin) + j + v * N;
+          const std::size_t i = j + v * N;
           hn::Vec<decltype(d32)> state[kStateSlots<Rule>];
-          for (int k = 0; k < Rule::kNumStates; ++k) state[k] = hn::LoadU(d32, static_cast<const float*>(c.state[k]) + i);
-          const auto g = hn::Mul(load_f32<kDType>(d32, c.grad, i), scale);
+          for (int k = 0; k < Rule::kNumStates; ++k) state[k] = hn::LoadU(d32, state_at[k] + i);
+          const auto g = hn::Mul(load_f32<kDType>(d32, grad, i), scale);
           const auto x = hn::PromoteTo(d64, Rule::direction(ops, scalars, g, state));
           acc[v] = hn::Add(acc[v], hn::Mul(x, x));
         }
@@ -162,10 +180,10 @@ struct SimdKernels {
       HWY_ALIGN double lanes[kReduceLanes];
       for (std::size_t v = 0; v < vectors; ++v) hn::Store(acc[v], d64, lanes + v * N);
       for (; j < len; ++j) {
-        const auto i = begin + static_cast<std::int64_t>(j);
         float state[kStateSlots<Rule>];
-        for (int k = 0; k < Rule::kNumStates; ++k) state[k] = static_cast<const float*>(c.state[k])[i];
-        const double x = Rule::direction(scalar_ops, scalars, quant::load_element<kDType>(c.grad, i) * packed.grad_scale, state);
+        for (int k = 0; k < Rule::kNumStates; ++k) state[k] = state_at[k][j];
+        const auto i = static_cast<std::int64_t>(j);
+        const double x = Rule::direction(scalar_ops, scalars, quant::load_element<kDType>(grad, i) * packed.grad_scale, state);
         lanes[j % kReduceLanes] += x * x;
       }
       double block = 0.0;

@@ -27,6 +27,11 @@ struct HwyOps {
   HWY_INLINE V set(float x) const { return hn::Set(d, x); }
   HWY_INLINE V sqrt(V x) const { return hn::Sqrt(x); }
   HWY_INLINE V max(V a, V b) const { return hn::Max(a, b); }
+  // 1, -1 or 0 (for +-0 and NaN, which the rules then skip).
+  HWY_INLINE V sign(V x) const {
+    const V zero = hn::Zero(d);
+    return hn::IfThenElse(x > zero, hn::Set(d, 1.0f), hn::IfThenElseZero(x < zero, hn::Set(d, -1.0f)));
+  }
   HWY_INLINE hn::Mask<D> is_finite(V x) const { return hn::IsFinite(x); }
   HWY_INLINE V select(hn::Mask<D> condition, V yes, V no) const {
     return hn::IfThenElse(condition, yes, no);

@@ -17,8 +17,19 @@ const quant::DynamicCode& code_of(bool is_signed) {
   return is_signed ? quant::signed_code() : quant::unsigned_code();
 }
 
+// State k's value at element i of a chunk: fp32, or the 8-bit code decoded.
+template <StateFormat kFormat>
+float state_value(const Chunk& c, int k, bool is_signed, std::int64_t i) {
+  if constexpr (kFormat == StateFormat::kFp32) {
+    return static_cast<const float*>(c.state[k])[i];
+  } else {
+    return quant::decode_reference(code_of(is_signed), static_cast<const std::uint8_t*>(c.state[k])[i],
+                                   c.absmax[k][i / quant::kQ8BlockSize]);
+  }
+}
+
 struct Reference {
-  template <class Row, DType kDType>
+  template <class Row, StateFormat kFormat, DType kDType>
   static void direction_norm(const Chunk& c, const rules::RuleScalars& packed, double* block_sums) {
     const auto scalars = rules::unpack_scalars<typename Row::Scalars>(packed);
     const rules::ScalarOps ops;
@@ -28,7 +39,7 @@ struct Reference {
       for (std::int64_t j = 0; j < len; ++j) {
         const std::int64_t i = begin + j;
         float state[kStateSlots<Row>];
-        for (int k = 0; k < Row::kNumStates; ++k) state[k] = static_cast<const float*>(c.state[k])[i];
+        for (int k = 0; k < Row::kNumStates; ++k) state[k] = state_value<kFormat>(c, k, Row::state_signed(k), i);
         const double d = Row::direction(ops, scalars, quant::load_element<kDType>(c.grad, i) * packed.grad_scale, state);
         lanes[j % kReduceLanes] += d * d;
       }
@@ -60,11 +71,7 @@ struct Reference {
         const std::int64_t i = begin + j;
         float p = quant::load_element<kDType>(c.param, i);
         float state[K];
-        for (int k = 0; k < Row::kNumStates; ++k) {
-          const auto* codes = static_cast<const std::uint8_t*>(c.state[k]);
-          state[k] = quant::decode_reference(code_of(Row::state_signed(k)), codes[i],
-                                             c.absmax[k][block]);
-        }
+        for (int k = 0; k < Row::kNumStates; ++k) state[k] = state_value<StateFormat::kQ8>(c, k, Row::state_signed(k), i);
         Row::update(ops, scalars, quant::load_element<kDType>(c.grad, i) * grad_scale, p, state);
         quant::store_element<kDType>(c.param, i, p);
         for (int k = 0; k < Row::kNumStates; ++k) updated[k][j] = state[k];
