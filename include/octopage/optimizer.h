@@ -71,6 +71,10 @@ struct StateSnapshot {
   // percentile_clipping's history of squared gradient norms (bitsandbytes' gnorm_vec):
   // 100 values, or none when the parameter has not stepped with clipping.
   std::vector<float> gnorm_vec;
+  // max_unorm's squared update norm ||u||^2 of the last step (bitsandbytes' unorm_vec):
+  // one value, or none when the parameter has not stepped with max_unorm. It is measured
+  // afresh before every update; a loaded one is only kept to be saved again.
+  std::vector<float> unorm_vec;
 
   const StateArray* find(std::string_view name) const;
   StateArray* find(std::string_view name);

@@ -251,17 +251,22 @@ std::vector<std::pair<std::string, std::vector<T>>> copy_state_arrays(const std:
 
 // One parameter's saved state as Python passes it: (group, index, step, format '8bit' or
 // '32bit', {state name: fp32 values or uint8 codes}, {state name: absmax} or None,
-// gnorm_vec or None), the names torch's (the rule's StateInfo::name).
+// {"gnorm_vec" and/or "unorm_vec": fp32 values} or None), the state names torch's (the
+// rule's StateInfo::name).
 using SavedState = std::tuple<std::size_t, std::size_t, std::int64_t, std::string, std::optional<nb::dict>,
-                              std::optional<nb::dict>, std::optional<Array>>;
+                              std::optional<nb::dict>, std::optional<nb::dict>>;
 
 StateLoad state_load(const SavedState& saved) {
-  const auto& [group, index, step, format, states, absmax, gnorm_vec] = saved;
+  const auto& [group, index, step, format, states, absmax, norms] = saved;
   StateLoad load;
   load.group = group;
   load.index = index;
   load.state.step = step;
-  load.state.gnorm_vec = copy_state_array<float>(gnorm_vec, "gnorm_vec");
+  for (auto& [name, values] : copy_state_arrays<float>(norms, "(norm history)")) {
+    OCTOPAGE_CHECK(name == "gnorm_vec" || name == "unorm_vec", "expected norm histories 'gnorm_vec' or "
+                   "'unorm_vec', got '", name, "'");
+    (name == "gnorm_vec" ? load.state.gnorm_vec : load.state.unorm_vec) = std::move(values);
+  }
   OCTOPAGE_CHECK(format == "8bit" || format == "32bit", "expected a state format '8bit' or '32bit', got '",
                  format, "'");
   if (format == "32bit") {
@@ -319,6 +324,7 @@ nb::list rules_as_python() {
     nb::dict d;
     d["name"] = rule.name;
     d["display_name"] = rule.display_name;
+    d["default_max_unorm"] = rule.default_max_unorm;
     d["hyperparameters"] = hyperparameters;
     d["variants"] = variants;
     rules.append(d);
@@ -403,6 +409,7 @@ class PyOptimizer {
     d["states"] = states;
     if (q8) d["absmax"] = absmax;
     if (!s.gnorm_vec.empty()) d["gnorm_vec"] = to_numpy(std::move(s.gnorm_vec));
+    if (!s.unorm_vec.empty()) d["unorm_vec"] = to_numpy(std::move(s.unorm_vec));
     return d;
   }
 

@@ -229,6 +229,8 @@ void check_loaded_state(const StateSnapshot& s, std::int64_t numel, const rules:
   }
   OCTOPAGE_CHECK(s.gnorm_vec.empty() || s.gnorm_vec.size() == kGnormHistory, where, "expected gnorm_vec of ",
                  kGnormHistory, " values (percentile_clipping's history) or none, got ", s.gnorm_vec.size());
+  OCTOPAGE_CHECK(s.unorm_vec.size() <= 1, where, "expected unorm_vec of 1 value (max_unorm's last squared update "
+                 "norm) or none, got ", s.unorm_vec.size());
   const rules::RowSpec& spec = rules::row_spec(row);
   for (int k = 0; k < spec.num_states; ++k) {
     OCTOPAGE_CHECK(s.find(spec.states[k].name) != nullptr, where, "the group has ", spec.variant,

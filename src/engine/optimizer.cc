@@ -349,6 +349,7 @@ void clip_update_norms(engine::Step& step, const rules::RuleEntry& rule, engine:
     any = any || clips;
     first_block[u + 1] = first_block[u] + (clips ? kernels::reduce_blocks(up.state->numel) : 0);
   }
+  step.unorm.resize(step.updates.size());
   if (!any) return;
   std::vector<double> p_sums(static_cast<std::size_t>(first_block.back()));
   std::vector<double> u_sums(p_sums.size());
@@ -393,6 +394,7 @@ void clip_update_norms(engine::Step& step, const rules::RuleEntry& rule, engine:
     const double u_norm2 = rule.step_norm2(step.resolved[up.group_index].values.data(), up.state->row - rule.first_row,
                                            up.state->step + 1, kernels::fold_blocks(u_sums.data() + first_block[u], blocks));
     const double u_norm = std::sqrt(u_norm2);
+    step.unorm[u] = {static_cast<float>(u_norm2)};
     if (u_norm > max_unorm * p_norm) rule.scale_step(step.scalars[u], static_cast<float>(max_unorm * p_norm / u_norm));
   }
 }
@@ -432,6 +434,7 @@ void Optimizer::run_step(engine::Step& step) {
     engine::ParamState& state = *up.group->states_[up.index];
     ++state.step;
     if (!step.gnorm[u].empty()) state.gnorm_vec = std::move(step.gnorm[u]);
+    if (!step.unorm[u].empty()) state.unorm_vec = std::move(step.unorm[u]);
   }
 }
 
@@ -455,6 +458,7 @@ void Optimizer::fail_offload_step(engine::Step& step, const engine::OffloadOutco
       engine::ParamState& state = *up.group->states_[up.index];
       if (complete) ++state.step;
       if (complete && !step.gnorm[u].empty()) state.gnorm_vec = std::move(step.gnorm[u]);
+      if (complete && !step.unorm[u].empty()) state.unorm_vec = std::move(step.unorm[u]);
     }
     (complete ? done : updated[u] > 0 ? partly : untouched).emplace_back(up.group_index, up.index);
   }

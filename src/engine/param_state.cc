@@ -226,6 +226,7 @@ StateSnapshot ParamState::snapshot(const memory::StateFile* file, CudaStream str
   s.format = format;
   s.placement = placement;
   s.gnorm_vec = gnorm_vec;
+  s.unorm_vec = unorm_vec;
   const auto n = static_cast<std::size_t>(numel);
   for (int k = 0; k < num_states; ++k) {
     StateArray& a = s.arrays.emplace_back();
@@ -262,6 +263,7 @@ void ParamState::restore(const StateSnapshot& snapshot, const memory::StateFile*
   });
   step = snapshot.step;
   gnorm_vec = snapshot.gnorm_vec;
+  unorm_vec = snapshot.unorm_vec;
 }
 
 StateSnapshot converted(StateSnapshot s, StateFormat format, int row) {

@@ -52,6 +52,7 @@ struct ParamState {
   // Note [Percentile clipping]: the last 100 squared gradient norms (in RAM wherever the
   // state is; empty until a step clips).
   std::vector<float> gnorm_vec;
+  std::vector<float> unorm_vec;  // StateSnapshot::unorm_vec: max_unorm's last ||u||^2, or none
 
   // kDevice and kPaged: the state arrays in memory, owned by `buffers` (device) or
   // `mapping` (paged; shared by the states placed in the same step).

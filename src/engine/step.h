@@ -34,6 +34,7 @@ struct Step {
   std::vector<StepUpdate> updates;
   std::vector<rules::RuleScalars> scalars;  // per update
   std::vector<std::vector<float>> gnorm;     // per update: its new clipping history, or none
+  std::vector<std::vector<float>> unorm;     // per update: its ||u||^2 under max_unorm, or none
   // The routes: `offload` records on the CPU, state in memory on the CPU (in chunks the
   // threads share), and every CUDA parameter.
   std::vector<WorkItem> records;

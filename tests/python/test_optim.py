@@ -109,26 +109,44 @@ TORCH_REFERENCES = {
     "adam": (optim.Adam, torch.optim.Adam),
     "adamw": (optim.AdamW, torch.optim.AdamW),
     "sgd": (optim.SGD, torch.optim.SGD),
+    "rmsprop": (optim.RMSprop, torch.optim.RMSprop),
+    "adagrad": (optim.Adagrad, torch.optim.Adagrad),
+}
+# Rules torch.optim does not have are checked against bitsandbytes' 32-bit class on the
+# CPU (its AdEMAMix with optim_bits=32: its AdEMAMix32bit keeps state1 of the wrong
+# shape), by class name and with the keywords both take. LAMB and LARS run uncapped
+# here: bitsandbytes' CPU kernels measure the cap on other norms than its CUDA kernels
+# (RULES.md section 3); the cap has its own tests.
+BNB_REFERENCES = {
+    "lion": ("Lion32bit", "Lion32bit", {}),
+    "ademamix": ("AdEMAMix32bit", "AdEMAMix", {"optim_bits": 32}),
+    "lamb": ("LAMB32bit", "LAMB32bit", {"max_unorm": 0.0}),
+    "lars": ("LARS32bit", "LARS32bit", {"max_unorm": 0.0, "lr": 1e-3, "momentum": 0.9}),
 }
 
 
 def variant_options(rule):
     """Keyword sets that reach every variant of a rule, from the registry alone: its
-    defaults, and each flag set or each hyperparameter that defaults to 0 set to 0.5
+    defaults, and one or two flags set or hyperparameters that default to 0 set to 0.5
     (as the C++ tests' variant_examples)."""
     info = next(r for r in _core.rules() if r["name"] == rule)
+    zeros = [h for h in info["hyperparameters"] if h["defaults"] == [0.0]]
+    value = {h["name"]: True if h["kind"] == "flag" else 0.5 for h in zeros}
     yield {}
-    for h in info["hyperparameters"]:
-        if h["defaults"] == [0.0]:
-            yield {h["name"]: True if h["kind"] == "flag" else 0.5}
+    for a in zeros:
+        yield {a["name"]: value[a["name"]]}
+    for i, a in enumerate(zeros):
+        for b in zeros[i + 1:]:
+            yield {a["name"]: value[a["name"]], b["name"]: value[b["name"]]}
 
 
-def test_every_rule_has_a_torch_reference():
-    assert set(RULES) <= set(TORCH_REFERENCES)
+def test_every_rule_has_a_reference():
+    assert set(RULES) == set(TORCH_REFERENCES) | set(BNB_REFERENCES)
+    assert not set(TORCH_REFERENCES) & set(BNB_REFERENCES)
 
 
 @pytest.mark.parametrize("placement", PLACEMENTS)
-@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("rule", sorted(TORCH_REFERENCES))
 def test_fp32_matches_torch_optim(tmp_path, placement, rule):
     ours_class, torch_class = TORCH_REFERENCES[rule]
     bnb_name = {s["name"]: s["bnb_name"] for r in _core.rules() if r["name"] == rule
@@ -158,6 +176,28 @@ def test_fp32_matches_torch_optim(tmp_path, placement, rule):
                     # torch takes Adam's m by lerp, so m differs by rounding: compare at the tensor's scale.
                     assert relative_error(torch.from_numpy(state[bnb_name[torch_key]]), value.flatten()) < 1e-6
     assert tried >= 2
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
+@pytest.mark.parametrize("rule", sorted(BNB_REFERENCES))
+def test_fp32_matches_bitsandbytes_cpu(tmp_path, placement, rule):
+    """Rules without a torch.optim twin against bitsandbytes' 32-bit class on the CPU, same
+    groups, gradients and scheduler as the torch parity test: parameters and each state
+    (by bitsandbytes' keys, stacked states flat) to fp32 rounding after STEPS steps."""
+    bnb = pytest.importorskip("bitsandbytes", reason="scripts/setup installs bitsandbytes for the peer tests")
+    ours_name, theirs_name, kwargs = BNB_REFERENCES[rule]
+    params = make_params(torch.float32)
+    ours, opt = run(lambda g: getattr(optim, ours_name)(g, placement=placement, offload_dir=tmp_path, **kwargs), params)
+    theirs, ref = run(lambda g: getattr(bnb.optim, theirs_name)(g, **kwargs), params)
+    for group_index, group in enumerate(ref.param_groups):
+        for index, (p, q) in enumerate(zip(opt.param_groups[group_index]["params"], group["params"])):
+            assert relative_error(p.detach(), q.detach()) < 1e-6, (group_index, index)
+            state = opt.core_state(group_index, index)
+            expected = {k: v for k, v in ref.state[q].items() if isinstance(v, torch.Tensor) and k != "unorm_vec"}
+            assert state["step"] == ref.state[q]["step"] == STEPS - (1 if q is theirs[1] else 0)
+            assert set(state) - {"step", "format", "placement"} == set(expected)
+            for key, value in expected.items():
+                assert relative_error(torch.from_numpy(state[key]), value.flatten()) < 1e-6, key
 
 
 @pytest.mark.parametrize("placement", PLACEMENTS)
@@ -361,7 +401,16 @@ BAD_ARGUMENTS = [
     (optim.AdamW, dict(placement="gpu"), "expected placement 'device', 'paged', 'offload' or 'cpu_step', got 'gpu'"),
     (optim.AdamW, dict(placement="cpu_step"), "cpu_step.*needs the CUDA backend"),
     (optim.AdamW, dict(is_paged=True, placement="offload"), "is_paged=True asks for placement 'paged'"),
-    (optim.AdamW8bit, dict(max_unorm=1.0), r"max_unorm=1 needs 32-bit state \(optim_bits=32\), got optim_bits=8"),
+    (optim.Adagrad8bit, dict(optim_bits=32), "Adagrad8bit always uses 8-bit state; optim_bits is accepted only at its default 8"),
+    (optim.LARS, dict(lr=0.1), "LARS needs a momentum > 0"),
+    (optim.LAMB, dict(bias_correction=False), "LAMB supports only bias_correction=True"),
+    (optim.LAMB8bit, dict(adam_w_mode=False), "LAMB8bit supports only adam_w_mode=True"),
+    (optim.RMSprop8bit, dict(centered=True), "centered=True is not supported with 8-bit state"),
+    (optim.SGD8bit, dict(lr=0.1), "momentum=0 is not supported with 8-bit state"),
+    (optim.AdEMAMix, dict(betas=(0.9, 0.999)), "expected betas to be a sequence of 3 numbers"),
+    (optim.AdEMAMix, dict(t_beta3=100, betas=(0.0, 0.999, 0.9999)), "t_beta3 warms beta3 up from beta1"),
+    (optim.RMSprop, dict(alpha=-0.5), "expected alpha to be finite and >= 0, got -0.5"),
+    (optim.Adagrad, dict(lr_decay=-1.0), "expected lr_decay to be finite and >= 0, got -1"),
     (optim.AdamW, dict(max_unorm=-1.0), r"expected max_unorm to be finite and >= 0 \(0: off\), got -1"),
     (optim.AdamW, dict(percentile_clipping=101), r"expected percentile_clipping in \[0, 100\] \(100: off\), got 101"),
     (optim.AdamW, dict(block_wise=False), "block_wise=False is not supported"),

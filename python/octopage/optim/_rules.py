@@ -12,6 +12,7 @@ class Rule:
     def __init__(self, info):
         self.name = info["name"]
         self.display_name = info["display_name"]
+        self.default_max_unorm = info["default_max_unorm"]  # bitsandbytes' LAMB 1.0, LARS 0.02, else 0
         self.hyperparameters = info["hyperparameters"]  # dicts: name, defaults, kind, min, max, ...
         self.variants = info["variants"]  # dicts: name, states, quantizable, quantizable_alternative
         states = {}

@@ -67,6 +67,8 @@ def _core_value(hyperparameter, value):
     hyperparameter a float, a longer one (betas) a tuple of floats. Only types are
     checked here; the core checks the values."""
     name, arity = hyperparameter["name"], len(hyperparameter["defaults"])
+    if value is None and hyperparameter["kind"] == "real" and hyperparameter["defaults"] == [0.0]:
+        return 0.0  # None: off, as bitsandbytes' t_alpha=None (the registry's 0)
     if hyperparameter["kind"] == "flag":
         if not isinstance(value, bool):
             raise ValueError(f"expected {name} to be True or False, got {value!r}")
@@ -111,7 +113,12 @@ class Optimizer(torch.optim.Optimizer):
     name; ``_bits`` (8, 32 or None) and ``_paged`` are what a class name fixes."""
 
     _rule = None
+    # How bitsandbytes' 1-state classes name this rule's hyperparameters in a group: its
+    # "betas" as a tuple of our keys (or constants), its "eps" a constant (None: ours).
+    _bnb_betas = None
+    _bnb_eps = None
     _bits = None
+    _bits_keyword = 32  # the only optim_bits a class with fixed _bits takes (bitsandbytes' default)
     _paged = False
 
     def __init__(self, params, hyperparameters, optim_bits=32, args=None, min_8bit_size=4096,
@@ -122,9 +129,9 @@ class Optimizer(torch.optim.Optimizer):
             raise TypeError("octopage.optim.Optimizer is the base of the optimizer classes; use one of them "
                             "(AdamW8bit, ...)")
         if self._bits is not None:
-            if optim_bits != 32:  # bitsandbytes accepts the keyword only at its default
+            if optim_bits != self._bits_keyword:  # bitsandbytes accepts the keyword only at its default
                 raise ValueError(f"{type(self).__name__} always uses {self._bits}-bit state; optim_bits is "
-                                 f"accepted only at its default 32, got {optim_bits!r}")
+                                 f"accepted only at its default {self._bits_keyword}, got {optim_bits!r}")
             optim_bits = self._bits
         is_paged = is_paged or self._paged
         _check_compat(block_wise, args)
@@ -217,6 +224,8 @@ class Optimizer(torch.optim.Optimizer):
         steps = self._core.state_steps()
         for g, group in enumerate(self.param_groups):
             packed = {k: v for k, v in group.items() if k != "params"}
+            for key, value in self._bnb_group(group).items():
+                packed.setdefault(key, value)
             packed["params"] = list(range(index, index + len(group["params"])))
             packed_groups.append(packed)
             for i in range(len(group["params"])):
@@ -251,6 +260,7 @@ class Optimizer(torch.optim.Optimizer):
         for group, saved in zip(groups, saved_groups):
             new = dict(group)
             new.update({k: v for k, v in saved.items() if k not in self._STATE_FORMAT_KEYS})
+            new.update(self._from_bnb_group(saved))
             new_groups.append(new)
         loads, loaded = [], set()
         for key, entry in state_dict["state"].items():
@@ -265,6 +275,22 @@ class Optimizer(torch.optim.Optimizer):
             loads.extend((g, i, *_state.NO_STATE) for i in range(len(group["params"])) if (g, i) not in loaded)
         self._load_core_states(new_groups, loads)
         self.param_groups[:] = new_groups
+
+    def _bnb_group(self, group):
+        """bitsandbytes' keys for a group whose rule bitsandbytes names otherwise (its
+        1-state classes read betas and eps), so that it loads this state_dict."""
+        out = {}
+        if self._bnb_betas is not None:
+            out["betas"] = tuple(group[k] if isinstance(k, str) else k for k in self._bnb_betas)
+        if self._bnb_eps is not None:
+            out["eps"] = self._bnb_eps
+        return out
+
+    def _from_bnb_group(self, saved):
+        """Our keys that a group saved by bitsandbytes holds only in its betas."""
+        if self._bnb_betas is None or not isinstance(saved.get("betas"), (tuple, list)):
+            return {}
+        return {k: v for k, v in zip(self._bnb_betas, saved["betas"]) if isinstance(k, str) and k not in saved}
 
     def _load_core_states(self, groups, loads):
         self._follow_cuda_stream()
@@ -298,11 +324,27 @@ class Optimizer(torch.optim.Optimizer):
         return self._core.state(group_index, param_index)
 
 
-def optimizer_class(name, rule, init, doc, bits=None, paged=False, module=__name__):
+def state_phrase(bits, what):
+    """How a class keeps its state, for its docstring: ``what`` ('a momentum') in the
+    class's bits (8, 32, or None for optim_bits)."""
+    return {None: f"{what} in fp32 (8-bit with optim_bits=8)", 8: f"{what} in 8 bits, block-wise",
+            32: f"{what} in fp32"}[bits]
+
+
+def where_phrase(paged):
+    """Where a class places its state, for its docstring."""
+    return "paged: in a file-backed mapping" if paged else "on the device unless placement says otherwise"
+
+
+def optimizer_class(name, rule, init, doc, bits=None, paged=False, module=__name__, bits_keyword=32, bnb_betas=None,
+                    bnb_eps=None):
     """A class of Optimizer for one name of a rule's module: its constructor `init` (with
     the signature users know, passing the rule's hyperparameters by name to
     Optimizer.__init__), the state format (`bits`: 8, 32, or None for optim_bits) and
-    the placement ('paged' when `paged`) that its name fixes."""
+    the placement ('paged' when `paged`) that its name fixes; a class with fixed bits takes
+    optim_bits only at `bits_keyword`, its signature's default. `bnb_betas` and `bnb_eps`:
+    how bitsandbytes' group holds the rule's hyperparameters (Optimizer._bnb_betas)."""
     init.__qualname__ = f"{name}.__init__"
     return type(name, (Optimizer,), {"__init__": init, "_rule": rule, "_bits": bits, "_paged": paged,
+                                     "_bits_keyword": bits_keyword, "_bnb_betas": bnb_betas, "_bnb_eps": bnb_eps,
                                      "__module__": module, "__doc__": doc})

@@ -26,7 +26,8 @@ def _variant(name, bits):
 
     state = {None: "no state or a fp32 momentum buffer (8-bit with optim_bits=8)",
              8: "an 8-bit block-wise momentum buffer", 32: "a fp32 momentum buffer"}[bits]
-    return optimizer_class(name, "sgd", __init__, f"torch.optim.SGD with {state}.", bits, False, __name__)
+    return optimizer_class(name, "sgd", __init__, f"torch.optim.SGD with {state}.", bits, False, __name__,
+                           bnb_betas=("momentum", "dampening"), bnb_eps=0.0)
 
 
 SGD = _variant("SGD", None)
