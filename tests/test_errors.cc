@@ -159,6 +159,19 @@ const ErrorCase kErrorCases[] = {
     {"OverrideCpuStep", kParamStages, kParam1,
      cuda_built() ? kCpuStepCudaError : "expected placement 'device', 'paged' or 'offload', got 'cpu_step'",
      [](Target& t) { t.param1.overrides.placement = Placement::kCpuStep; }},
+    {"OverrideNegativeLr", kParamStages, kParam1, "expected lr to be finite and >= 0, got -1",
+     [](Target& t) { t.param1.overrides.hyperparameters = {{"lr", {-1.0}}}; }},
+    {"OverrideUnknownHyperparameter", kParamStages, kParam1,
+     "expected hyperparameters of AdamW \\(lr, betas, eps, weight_decay, amsgrad\\), got 'momentum'",
+     [](Target& t) { t.param1.overrides.hyperparameters = {{"momentum", {0.9}}}; }},
+    {"OverrideSelectsAnotherVariant", kParamStages, kParam1,
+     "expected overrides that keep its group's amsgrad=False, got overrides that select amsgrad=True",
+     [](Target& t) {
+       t.options.optim_bits = 32;
+       t.param1.overrides.hyperparameters = {{"amsgrad", {1.0}}};
+     }},
+    {"OverrideNegativeMaxUnorm", kParamStages, kParam1, "expected max_unorm to be finite and >= 0",
+     [](Target& t) { t.param1.overrides.max_unorm = -1.0; }},
     {"Override8BitWithAmsgrad", kParamStages, kParam1,
      "amsgrad=True is not supported with 8-bit state",
      [](Target& t) {

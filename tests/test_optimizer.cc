@@ -345,6 +345,51 @@ TEST(Optimizer, MaxUnormScalesEightBitSteps) {
   }
 }
 
+// bitsandbytes' override_config: a parameter's hyperparameters, max_unorm and
+// min_8bit_size shadow its group's. Each overridden parameter steps bitwise as it would
+// alone in a group with those options; the others as their group says; and the override
+// holds while the group's lr changes (as a scheduler would change it).
+TEST(Optimizer, OverridesShadowTheGroupPerParameter) {
+  GroupOptions group_options = options_for("lamb", 8);
+  group_options.max_unorm = 0.0;
+  ParamOverrides overrides;
+  overrides.hyperparameters = {{"lr", {0.05}}, {"betas", {0.8, 0.99}}};
+  overrides.max_unorm = 0.01;
+  overrides.min_8bit_size = 1 << 20;  // keeps this 70001-element parameter in 32 bits
+  GroupOptions alone_options = group_options;
+  alone_options.set("lr", 0.05).set("betas", std::vector<double>{0.8, 0.99});
+  alone_options.max_unorm = 0.01;
+  alone_options.min_8bit_size = 1 << 20;
+
+  TestParam a(DType::kFloat32, 70001, 1), b(DType::kFloat32, 5000, 2);
+  TestParam a_alone(DType::kFloat32, 70001, 1), b_alone(DType::kFloat32, 5000, 2);
+  Optimizer together("lamb", group_options);
+  Parameter pa = a.parameter();
+  pa.overrides = overrides;
+  ParamGroup& group = together.add_param_group({pa, b.parameter()});
+  Optimizer only_a("lamb", alone_options), only_b("lamb", group_options);
+  ParamGroup& group_a = only_a.add_param_group({a_alone.parameter()});
+  ParamGroup& group_b = only_b.add_param_group({b_alone.parameter()});
+  for (int t = 0; t < 4; ++t) {
+    for (TestParam* p : {&a, &a_alone}) p->set_grad(50 + t);
+    for (TestParam* p : {&b, &b_alone}) p->set_grad(70 + t);
+    const double lr = 1e-2 * (t + 1);  // the group's schedule: the override ignores it
+    group.options.set("lr", lr);
+    group_b.options.set("lr", lr);
+    together.step();
+    only_a.step();
+    only_b.step();
+  }
+  EXPECT_EQ(a.value.bytes(), a_alone.value.bytes());
+  EXPECT_EQ(b.value.bytes(), b_alone.value.bytes());
+  EXPECT_EQ(together.state(0, 0).format, StateFormat::kFp32);
+  EXPECT_EQ(together.state(0, 1).format, StateFormat::kQ8);
+  EXPECT_EQ(together.state(0, 0).unorm_vec, only_a.state(0, 0).unorm_vec);
+  EXPECT_EQ(together.state(0, 0).unorm_vec.size(), 1u);
+  EXPECT_TRUE(together.state(0, 1).unorm_vec.empty());  // its group does not cap
+  (void)group_a;
+}
+
 TEST(Optimizer, PercentileClippingOutOfRangeIsRefused) {
   GroupOptions options = options_for("adamw", 32);
   for (int bad : {-1, 101}) {

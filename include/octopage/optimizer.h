@@ -29,12 +29,19 @@ struct Step;
 struct OffloadOutcome;
 }
 
-// Per-parameter overrides of its group's state options (like bitsandbytes'
-// GlobalOptimManager.override_config): unset fields follow the group. They apply when
-// the parameter's state is created.
+// Per-parameter overrides of its group's options (like bitsandbytes'
+// GlobalOptimManager.override_config): unset fields follow the group. The state options
+// (optim_bits, min_8bit_size, placement) apply when the parameter's state is created;
+// hyperparameters and max_unorm at every step, shadowing the group's (and so a
+// scheduler's), as bitsandbytes' overrides do.
 struct ParamOverrides {
   std::optional<int> optim_bits;
+  std::optional<std::int64_t> min_8bit_size;
   std::optional<Placement> placement;
+  std::optional<double> max_unorm;
+  // The rule's hyperparameters, by name ("lr", "betas", ...), checked as a group's are; an
+  // override may not select another variant than its group's (amsgrad, momentum=0 ...).
+  std::vector<Hyperparameter> hyperparameters;
   // The element count that decides 8-bit or 32-bit state against min_8bit_size, when it
   // is not the buffer's: a shard of a sharded parameter (FSDP, ZeRO) decides on the
   // whole parameter's size, so every rank's shard keeps the same format.

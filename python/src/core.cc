@@ -200,8 +200,43 @@ GroupOptions group_options(const nb::dict& options) {
   return g;
 }
 
-// Per-parameter overrides: (optim_bits or None, placement or None, format_numel or None).
-using Overrides = std::tuple<std::optional<int>, std::optional<std::string>, std::optional<std::int64_t>>;
+// A parameter's overrides as Python passes them (octopage.optim's GlobalOptimManager): a
+// dict of optim_bits, min_8bit_size, placement, max_unorm, format_numel (the whole
+// parameter's size for a shard) and the rule's hyperparameters by name.
+ParamOverrides param_overrides(const nb::dict& given) {
+  ParamOverrides o;
+  for (const auto& [key, value] : given) {
+    std::string name;
+    OCTOPAGE_CHECK(nb::try_cast<std::string>(key, name), "expected override names to be strings, got ",
+                   nb::cast<std::string>(nb::repr(key)));
+    const auto integer = [&](std::int64_t& out) {
+      OCTOPAGE_CHECK(nb::try_cast<std::int64_t>(value, out), "expected ", name, " to be an int, got ",
+                     nb::cast<std::string>(nb::repr(value)));
+      return out;
+    };
+    std::int64_t n = 0;
+    if (name == "optim_bits") {
+      o.optim_bits = static_cast<int>(integer(n));
+    } else if (name == "min_8bit_size") {
+      o.min_8bit_size = integer(n);
+    } else if (name == "format_numel") {
+      o.format_numel = integer(n);
+    } else if (name == "max_unorm") {
+      double v = 0.0;
+      OCTOPAGE_CHECK(nb::try_cast<double>(value, v), "expected max_unorm to be a number, got ",
+                     nb::cast<std::string>(nb::repr(value)));
+      o.max_unorm = v;
+    } else if (name == "placement") {
+      std::string placement;
+      OCTOPAGE_CHECK(nb::try_cast<std::string>(value, placement), "expected placement to be a string, got ",
+                     nb::cast<std::string>(nb::repr(value)));
+      o.placement = placement_from(placement);
+    } else {
+      o.hyperparameters.push_back({name, hyperparameter_values(name, value)});
+    }
+  }
+  return o;
+}
 
 IoBackend io_backend_from(const std::string& name) {
   if (name == "auto") return IoBackend::kAuto;
@@ -347,7 +382,7 @@ class PyOptimizer {
   void set_cuda_stream(std::uintptr_t stream) { optimizer_.set_cuda_stream(reinterpret_cast<CudaStream>(stream)); }
 
   // Adds a group of parameters (with their overrides); returns its index.
-  std::size_t add_group(const std::vector<Array>& params, const std::vector<Overrides>& overrides,
+  std::size_t add_group(const std::vector<Array>& params, const std::vector<nb::dict>& overrides,
                         const nb::dict& options) {
     OCTOPAGE_CHECK(overrides.size() == params.size(), "expected one override entry per parameter, got ",
                    overrides.size(), " for ", params.size(), " parameters");
@@ -356,10 +391,7 @@ class PyOptimizer {
     for (std::size_t i = 0; i < params.size(); ++i) {
       Parameter p;
       p.value = tensor_ref(params[i], "a parameter");
-      const auto& [bits, placement, format_numel] = overrides[i];
-      p.overrides.optim_bits = bits;
-      if (placement) p.overrides.placement = placement_from(*placement);
-      p.overrides.format_numel = format_numel;
+      p.overrides = param_overrides(overrides[i]);
       group.push_back(p);
     }
     optimizer_.add_param_group(std::move(group), group_options(options));

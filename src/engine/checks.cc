@@ -102,8 +102,8 @@ void check_state_options(int optim_bits, Placement placement, int row, const Whe
 }  // namespace
 
 Resolved check_group_options(const rules::RuleEntry& rule, const GroupOptions& o, const GroupOptions* defaults,
-                             std::size_t group) {
-  const Where where{group, 0, false};
+                             std::size_t group, std::optional<std::size_t> param) {
+  const Where where{group, param.value_or(0), param.has_value()};
   for (const Hyperparameter& given : o.hyperparameters()) {
     const bool known = std::any_of(rule.hyperparameters.begin(), rule.hyperparameters.end(),
                                    [&](const rules::HyperSpec& h) { return given.name == h.name; });
@@ -136,6 +136,27 @@ Resolved check_group_options(const rules::RuleEntry& rule, const GroupOptions& o
                  "expected percentile_clipping in [0, 100] (100: off), got ", o.percentile_clipping);
   OCTOPAGE_CHECK(std::isfinite(o.max_unorm) && o.max_unorm >= 0.0, where,
                  "expected max_unorm to be finite and >= 0 (0: off), got ", o.max_unorm);
+  return resolved;
+}
+
+bool has_option_overrides(const ParamOverrides& overrides) {
+  return !overrides.hyperparameters.empty() || overrides.min_8bit_size || overrides.max_unorm;
+}
+
+GroupOptions overridden(GroupOptions options, const ParamOverrides& overrides) {
+  for (const Hyperparameter& h : overrides.hyperparameters) options.set(h.name, h.values);
+  options.min_8bit_size = overrides.min_8bit_size.value_or(options.min_8bit_size);
+  options.max_unorm = overrides.max_unorm.value_or(options.max_unorm);
+  return options;
+}
+
+Resolved check_overridden_options(const rules::RuleEntry& rule, const GroupOptions& options,
+                                  const GroupOptions* defaults, int group_row, std::size_t group, std::size_t index) {
+  const Resolved resolved = check_group_options(rule, options, defaults, group, index);
+  const Where where{group, index, true};
+  OCTOPAGE_CHECK(resolved.row == group_row, where, "expected overrides that keep its group's ",
+                 rules::row_spec(group_row).variant, ", got overrides that select ", rules::row_spec(resolved.row).variant,
+                 ": a parameter's state follows its group's variant");
   return resolved;
 }
 

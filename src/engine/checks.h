@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <vector>
 
 #include "octopage/optimizer.h"
@@ -25,8 +26,10 @@ inline constexpr std::size_t kGnormHistory = 100;
 
 // `group` is a param group's index, or kDefaults for an optimizer's defaults.
 inline constexpr std::size_t kDefaults = static_cast<std::size_t>(-1);
+// `param`: the options are a parameter's (its group's under its overrides), for messages.
 Resolved check_group_options(const rules::RuleEntry& rule, const GroupOptions& options,
-                             const GroupOptions* defaults, std::size_t group);
+                             const GroupOptions* defaults, std::size_t group,
+                             std::optional<std::size_t> param = std::nullopt);
 // The parameter, its gradient and its overrides of `options`, whose resolved row is
 // `row`. `cuda_memory`: also ask the CUDA runtime whether a cuda buffer's address is
 // device memory on the current device, which costs a driver call per buffer: done when a
@@ -34,6 +37,15 @@ Resolved check_group_options(const rules::RuleEntry& rule, const GroupOptions& o
 // buffers]).
 void check_parameter(const Parameter& param, const GroupOptions& options, int row, std::size_t group,
                      std::size_t index, bool cuda_memory = true);
+// The options a parameter steps with: its group's under its overrides' hyperparameters,
+// min_8bit_size and max_unorm (optim_bits and placement are read from the overrides where
+// a state is made). Whether it has any to apply: has_option_overrides.
+bool has_option_overrides(const ParamOverrides& overrides);
+GroupOptions overridden(GroupOptions options, const ParamOverrides& overrides);
+// A parameter's overridden options (has_option_overrides), checked against its rule and
+// its group's row; the resolved values.
+Resolved check_overridden_options(const rules::RuleEntry& rule, const GroupOptions& options,
+                                  const GroupOptions* defaults, int group_row, std::size_t group, std::size_t index);
 // An existing state must still fit its parameter and the group's row.
 void check_state_fits(const ParamState& state, const Parameter& param, int row, std::size_t group,
                       std::size_t index);

@@ -35,7 +35,8 @@ static_assert(kChunkElements % quant::kQ8BlockSize == 0, "chunks start on block 
 StateFormat format_for(const GroupOptions& options, const Parameter& p) {
   const int bits = p.overrides.optim_bits.value_or(options.optim_bits);
   const std::int64_t numel = p.overrides.format_numel.value_or(p.value.numel);
-  return bits == 8 && numel >= options.min_8bit_size ? StateFormat::kQ8 : StateFormat::kFp32;
+  const std::int64_t min_8bit_size = p.overrides.min_8bit_size.value_or(options.min_8bit_size);
+  return bits == 8 && numel >= min_8bit_size ? StateFormat::kQ8 : StateFormat::kFp32;
 }
 
 Placement placement_for(const GroupOptions& options, const ParamOverrides& overrides) {
@@ -160,7 +161,13 @@ ParamGroup& Optimizer::add_param_group(std::vector<Parameter> params, GroupOptio
   const int row = engine::check_group_options(rule, options, &defaults_, g).row;
   std::vector<engine::ParamSpan> spans;
   for (std::size_t i = 0; i < params.size(); ++i) {
-    engine::check_parameter(params[i], options, row, g, i);
+    if (engine::has_option_overrides(params[i].overrides)) {
+      const GroupOptions own = engine::overridden(options, params[i].overrides);
+      engine::check_overridden_options(rule, own, &defaults_, row, g, i);
+      engine::check_parameter(params[i], own, row, g, i);
+    } else {
+      engine::check_parameter(params[i], options, row, g, i);
+    }
     spans.push_back(engine::span_of(params[i], g, i));
   }
   for (std::size_t h = 0; h < groups_.size(); ++h) {
@@ -195,13 +202,23 @@ void Optimizer::check_step(engine::Step& step) const {
   for (std::size_t g = 0; g < groups_.size(); ++g) {
     const ParamGroup& group = groups_[g];
     step.resolved[g] = engine::check_group_options(rule, group.options, &defaults_, g);
+  }
+  for (std::size_t g = 0; g < groups_.size(); ++g) {
+    const ParamGroup& group = groups_[g];
     for (std::size_t i = 0; i < group.size(); ++i) {
       const Parameter& p = group.params_[i];
+      const GroupOptions* options = &group.options;
+      const engine::Resolved* resolved = &step.resolved[g];
+      if (engine::has_option_overrides(p.overrides)) {
+        options = &step.overridden_options.emplace_back(engine::overridden(group.options, p.overrides));
+        resolved = &step.overridden_resolved.emplace_back(
+            engine::check_overridden_options(rule, *options, &defaults_, step.resolved[g].row, g, i));
+      }
       const engine::ParamState* state = group.states_[i].get();
-      engine::check_parameter(p, group.options, step.resolved[g].row, g, i, /*cuda_memory=*/state == nullptr);
+      engine::check_parameter(p, *options, resolved->row, g, i, /*cuda_memory=*/state == nullptr);
       if (p.grad.data == nullptr) continue;
-      if (state != nullptr) engine::check_state_fits(*state, p, step.resolved[g].row, g, i);
-      step.updates.push_back({const_cast<ParamGroup*>(&group), g, i, nullptr, group.states_[i].get()});
+      if (state != nullptr) engine::check_state_fits(*state, p, resolved->row, g, i);
+      step.updates.push_back({const_cast<ParamGroup*>(&group), g, i, options, resolved, nullptr, group.states_[i].get()});
       spans.push_back(engine::span_of(p, g, i));
     }
   }
@@ -215,10 +232,10 @@ void Optimizer::make_state(engine::Step& step) {
   bool offloads = false;
   for (engine::StepUpdate& up : step.updates) {
     const Parameter& p = up.group->params_[up.index];
-    const GroupOptions& o = up.group->options;
+    const GroupOptions& o = *up.options;
     if (up.state == nullptr) {
       up.fresh = engine::ParamState::make(format_for(o, p), p.value.dtype, p.value.numel,
-                                          step.resolved[up.group_index].row, placement_for(o, p.overrides),
+                                          up.resolved->row, placement_for(o, p.overrides),
                                           p.value.device);
       up.state = up.fresh.get();
       to_place.push_back(up.state);
@@ -242,7 +259,7 @@ void Optimizer::plan_step(engine::Step& step) {
   for (std::size_t u = 0; u < step.updates.size(); ++u) {
     const engine::StepUpdate& up = step.updates[u];
     const engine::ParamState& state = *up.state;
-    step.scalars[u] = rule.scalars(step.resolved[up.group_index].values.data(), state.row - rule.first_row,
+    step.scalars[u] = rule.scalars(up.resolved->values.data(), state.row - rule.first_row,
                                    state.step + 1);
     const Parameter& p = up.group->params_[up.index];
     const engine::WorkItem whole{&state, &p, kernels.get(state.row, state.format, state.dtype), &step.scalars[u],
@@ -293,7 +310,7 @@ void clip_percentiles(engine::Step& step) {
   std::vector<std::int64_t> first_block(step.updates.size() + 1, 0);  // each update's block sums
   for (std::size_t u = 0; u < step.updates.size(); ++u) {
     const engine::StepUpdate& up = step.updates[u];
-    const bool clips = up.group->options.percentile_clipping != 100;
+    const bool clips = up.options->percentile_clipping != 100;
     first_block[u + 1] = first_block[u] + (clips ? kernels::reduce_blocks(up.state->numel) : 0);
     if (!clips) continue;
     for (std::int64_t begin = 0; begin < up.state->numel; begin += kChunkElements) {
@@ -314,7 +331,7 @@ void clip_percentiles(engine::Step& step) {
   });
   for (std::size_t u = 0; u < step.updates.size(); ++u) {
     const engine::StepUpdate& up = step.updates[u];
-    const int percentile = up.group->options.percentile_clipping;
+    const int percentile = up.options->percentile_clipping;
     if (percentile == 100) continue;
     const double n2 = kernels::fold_blocks(block_sums.data() + first_block[u], first_block[u + 1] - first_block[u]);
     const std::int64_t t = up.state->step + 1;
@@ -345,7 +362,7 @@ void clip_update_norms(engine::Step& step, const rules::RuleEntry& rule, engine:
   bool any = false;
   for (std::size_t u = 0; u < step.updates.size(); ++u) {
     const engine::StepUpdate& up = step.updates[u];
-    const bool clips = up.group->options.max_unorm > 0.0;
+    const bool clips = up.options->max_unorm > 0.0;
     any = any || clips;
     first_block[u + 1] = first_block[u] + (clips ? kernels::reduce_blocks(up.state->numel) : 0);
   }
@@ -355,10 +372,10 @@ void clip_update_norms(engine::Step& step, const rules::RuleEntry& rule, engine:
   std::vector<double> u_sums(p_sums.size());
   std::vector<engine::WorkItem> in_memory, offloaded;
   for (const engine::WorkItem& item : step.tasks) {
-    if (step.updates[item.owner].group->options.max_unorm > 0.0) in_memory.push_back(item);
+    if (step.updates[item.owner].options->max_unorm > 0.0) in_memory.push_back(item);
   }
   for (const engine::WorkItem& item : step.records) {
-    if (step.updates[item.owner].group->options.max_unorm > 0.0) offloaded.push_back(item);
+    if (step.updates[item.owner].options->max_unorm > 0.0) offloaded.push_back(item);
   }
   const auto sums_at = [&](std::vector<double>& sums, const engine::WorkItem& item, std::int64_t begin) {
     return sums.data() + first_block[item.owner] + begin / kernels::kReduceBlock;
@@ -387,11 +404,11 @@ void clip_update_norms(engine::Step& step, const rules::RuleEntry& rule, engine:
                          "the optimizer is as it was before this step.");
   for (std::size_t u = 0; u < step.updates.size(); ++u) {
     const engine::StepUpdate& up = step.updates[u];
-    const double max_unorm = up.group->options.max_unorm;
+    const double max_unorm = up.options->max_unorm;
     if (max_unorm == 0.0) continue;
     const std::int64_t blocks = first_block[u + 1] - first_block[u];
     const double p_norm = std::sqrt(kernels::fold_blocks(p_sums.data() + first_block[u], blocks));
-    const double u_norm2 = rule.step_norm2(step.resolved[up.group_index].values.data(), up.state->row - rule.first_row,
+    const double u_norm2 = rule.step_norm2(up.resolved->values.data(), up.state->row - rule.first_row,
                                            up.state->step + 1, kernels::fold_blocks(u_sums.data() + first_block[u], blocks));
     const double u_norm = std::sqrt(u_norm2);
     step.unorm[u] = {static_cast<float>(u_norm2)};

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <deque>
 #include <memory>
 #include <vector>
 
@@ -18,12 +19,15 @@
 
 namespace octopage::engine {
 
-// A parameter that steps: where it is, and its state (`fresh` when made by this step,
-// which hands it to the group once its update is done).
+// A parameter that steps: where it is, the options it steps with (its group's, or its
+// group's under its overrides) and their resolved values, and its state (`fresh` when
+// made by this step, which hands it to the group once its update is done).
 struct StepUpdate {
   ParamGroup* group;
   std::size_t group_index;
   std::size_t index;
+  const GroupOptions* options;
+  const Resolved* resolved;
   std::unique_ptr<ParamState> fresh;
   ParamState* state = nullptr;
 };
@@ -31,6 +35,9 @@ struct StepUpdate {
 struct Step {
   explicit Step(std::uint64_t window_bytes) : hints(window_bytes) {}
   std::vector<Resolved> resolved;  // per param group
+  // Parameters with overrides of their group's options: theirs (a deque: updates point in).
+  std::deque<GroupOptions> overridden_options;
+  std::deque<Resolved> overridden_resolved;
   std::vector<StepUpdate> updates;
   std::vector<rules::RuleScalars> scalars;  // per update
   std::vector<std::vector<float>> gnorm;     // per update: its new clipping history, or none

@@ -481,8 +481,66 @@ def test_global_optim_manager_overrides(tmp_path):
         assert states["big.weight"]["format"] == "8bit" and states["big.weight"]["placement"] == "offload"
         assert states["big.bias"]["placement"] == "device"
         assert opt.state_files()
-        with pytest.raises(ValueError, match="not hyperparameters"):
-            manager.override_config(model["emb"].weight, "lr", 0.1)
+        with pytest.raises(ValueError, match="skip_zeros=True is not supported"):
+            manager.override_config(model["emb"].weight, "skip_zeros", True)
+    finally:
+        manager.initialize()
+
+
+@pytest.mark.parametrize("cls,kwargs,override,alone", [
+    (optim.AdamW8bit, {}, {"lr": 0.05, "betas": (0.8, 0.99), "weight_decay": 0.0}, {}),
+    (optim.AdEMAMix, {}, {"alpha": 2.0, "t_alpha": 10, "eps": 1e-6}, {}),
+    (optim.LAMB, {}, {"max_unorm": 0.05, "min_8bit_size": 100}, {"optim_bits": 8}),
+    # bitsandbytes' SGD keeps momentum and dampening in betas: an override of betas is one of them.
+    (optim.SGD8bit, {"lr": 0.1, "momentum": 0.9}, {"betas": (0.5, 0.0)}, {}),
+], ids=["AdamW8bit", "AdEMAMix", "LAMB", "SGD8bit"])
+def test_global_optim_manager_overrides_hyperparameters(cls, kwargs, override, alone):
+    """bitsandbytes' override_config keys: the overridden parameter steps bitwise as it
+    would alone with those options (an overridden lr holds while its group's changes, as
+    a scheduler would change it); its neighbour follows the group."""
+    g = torch.Generator().manual_seed(0)
+    a0, b0 = torch.randn(70, 100, generator=g), torch.randn(5000, generator=g)
+    a, b = torch.nn.Parameter(a0.clone()), torch.nn.Parameter(b0.clone())
+    manager = optim.GlobalOptimManager.get_instance()
+    manager.override_config(a, key_value_dict=override)
+    try:
+        opt = cls([a, b], **kwargs)
+    finally:
+        manager.initialize()
+    own = dict(kwargs, **override)
+    if "betas" in override and cls is optim.SGD8bit:
+        own.update(momentum=override["betas"][0], dampening=override["betas"][1])
+        del own["betas"]
+    for key in ("max_unorm", "min_8bit_size"):
+        if key in own and key not in alone:
+            alone[key] = own.pop(key)
+    a_alone, b_alone = torch.nn.Parameter(a0.clone()), torch.nn.Parameter(b0.clone())
+    opt_a = cls([a_alone], **own, **{k: v for k, v in alone.items() if k != "optim_bits"})
+    opt_b = cls([b_alone], **kwargs)
+    for step in range(4):
+        grads = torch.Generator().manual_seed(10 + step)
+        ga, gb = torch.randn(a.shape, generator=grads), torch.randn(b.shape, generator=grads)
+        a.grad, a_alone.grad, b.grad, b_alone.grad = ga.clone(), ga.clone(), gb.clone(), gb.clone()
+        for o in (opt, opt_b) if "lr" in override else (opt, opt_a, opt_b):
+            o.param_groups[0]["lr"] = o.defaults["lr"] * (step + 1)
+        opt.step()
+        opt_a.step()
+        opt_b.step()
+    assert torch.equal(a, a_alone) and torch.equal(b, b_alone)
+    assert not torch.equal(a, a0)
+
+
+def test_global_optim_manager_override_checked_when_added():
+    p = torch.nn.Parameter(torch.randn(5000))
+    manager = optim.GlobalOptimManager.get_instance()
+    try:
+        manager.override_config(p, "lr", -1.0)
+        with pytest.raises(ValueError, match="param group 0, parameter 0: expected lr to be finite and >= 0, got -1"):
+            optim.AdamW([p])
+        manager.initialize()
+        manager.override_config(p, "alpha", 2.0)
+        with pytest.raises(ValueError, match="expected hyperparameters of AdamW"):
+            optim.AdamW([p])
     finally:
         manager.initialize()
 
@@ -511,7 +569,7 @@ def test_numpy_arrays_through_the_core():
                 "optim_bits": 32, "min_8bit_size": 4096, "placement": "device"}
     opt = _core.Optimizer("adam", None, False, _core.DEFAULT_RING_BYTES, _core.DEFAULT_CHUNK_BYTES, True, "auto",
                           defaults)
-    opt.add_group([p], [(None, None, None)], defaults)
+    opt.add_group([p], [{}], defaults)
     opt.step([(defaults, [p], [g])])
     # First Adam step moves every parameter by lr (m_hat / sqrt(v_hat) = 1), up to eps.
     np.testing.assert_allclose(p, 0.9, rtol=1e-6)

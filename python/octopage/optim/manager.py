@@ -6,13 +6,22 @@ in 32-bit state, or one large tensor offloaded while the rest stays on the devic
     mng.override_config(model.emb.weight, "optim_bits", 32)
     opt = octopage.optim.AdamW8bit(model.parameters())
 
-Overrides are looked up when a parameter is added to an optimizer and apply to the
-state created for it. Keys: ``optim_bits`` (8 or 32), ``placement`` ('device', 'paged',
-'offload') and ``is_paged`` (True means placement 'paged').
+Overrides are looked up when a parameter is added to an optimizer. Keys:
+bitsandbytes' ``optim_bits`` (8 or 32), ``min_8bit_size``, ``max_unorm``, ``skip_zeros``
+(False only: no kernel of octopage's or bitsandbytes' honours it reliably) and the
+hyperparameters ``lr``, ``betas``, ``eps``, ``weight_decay``, ``alpha``, ``t_alpha``,
+``t_beta3``, and any other hyperparameter of the optimizer's rule (``momentum``, ...);
+octopage's ``placement`` ('device', 'paged', 'offload') and ``is_paged`` (True means
+placement 'paged'). The state options apply to the state created for the parameter;
+hyperparameters and max_unorm at every step, shadowing the group's (and a scheduler's),
+as in bitsandbytes. The optimizer checks the values against its rule when the parameter
+is added (an lr of -1, or 'alpha' for AdamW, is refused then).
 """
+import numbers
 import weakref
 
-_KEYS = ("optim_bits", "placement", "is_paged")
+# bitsandbytes' keys for the state and the clipping (the rest are hyperparameters).
+_STATE_KEYS = ("optim_bits", "min_8bit_size", "placement", "is_paged", "max_unorm", "skip_zeros")
 
 
 class GlobalOptimManager:
@@ -49,9 +58,17 @@ class GlobalOptimManager:
             key_value_dict = {key: value}
         config = {}
         for k, v in key_value_dict.items():
-            if k not in _KEYS:
-                raise ValueError(f"expected an override of {', '.join(_KEYS)}, got {k!r}: octopage "
-                                 "overrides the state's format and placement, not hyperparameters")
+            if not isinstance(k, str) or not k.isidentifier():
+                raise ValueError(f"expected an override name such as 'lr' or 'optim_bits', got {k!r}")
+            if k == "skip_zeros":
+                if v is not False:
+                    raise ValueError(f"skip_zeros=True is not supported (bitsandbytes' kernels honour it only in "
+                                     f"some 32-bit paths), got {v!r}")
+                continue
+            if k == "min_8bit_size" and (not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 0):
+                raise ValueError(f"expected min_8bit_size to be an int >= 0, got {v!r}")
+            if k == "max_unorm" and (not isinstance(v, numbers.Real) or isinstance(v, bool) or not v >= 0):
+                raise ValueError(f"expected max_unorm to be a number >= 0, got {v!r}")
             if k == "optim_bits" and (v not in (8, 32) or isinstance(v, bool)):
                 raise ValueError(f"expected optim_bits 8 or 32, got {v!r}")
             if k == "placement" and v not in ("device", "paged", "offload", "cpu_step"):
@@ -75,11 +92,9 @@ class GlobalOptimManager:
         self.override_config(getattr(module, param_name), key_value_dict=config)
 
     def overrides_for(self, p):
-        """(optim_bits or None, placement or None, format_numel or None) for the core.
-        format_numel (the size that decides 8-bit or 32-bit) is set by the optimizer for
-        sharded parameters, never by the manager."""
+        """p's overrides as a dict for the core ({} when it has none): state options by
+        name, hyperparameters by name (tuples for betas)."""
         entry = self._overrides.get(id(p))
         if entry is None or entry[0]() is not p:
-            return (None, None, None)
-        config = entry[1]
-        return (config.get("optim_bits"), config.get("placement"), None)
+            return {}
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in entry[1].items()}

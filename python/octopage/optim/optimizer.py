@@ -176,13 +176,34 @@ class Optimizer(torch.optim.Optimizer):
                 if _dtensor.is_dtensor(p) and (options["percentile_clipping"] != 100 or options["max_unorm"] != 0):
                     raise ValueError("percentile_clipping < 100 and max_unorm > 0 need whole-tensor norms, and a "
                                      "DTensor parameter is sharded: leave them off (100, 0) with FSDP")
-                bits, placement, _ = manager.overrides_for(p)
+                own = self._core_overrides(manager.overrides_for(p))
+                if _dtensor.is_dtensor(p) and own.get("max_unorm", 0) != 0:
+                    raise ValueError("max_unorm > 0 needs whole-tensor norms, and a DTensor parameter is sharded: "
+                                     "do not override it on a parameter sharded by FSDP")
+                if whole_numel is not None:
+                    own["format_numel"] = whole_numel
                 tensors.append(local.detach())
-                overrides.append((bits, placement, whole_numel))
+                overrides.append(own)
             self._core.add_group(tensors, overrides, options)
         except Exception:
             del self.param_groups[before:]
             raise
+
+    def _core_overrides(self, overrides):
+        """A parameter's overrides for the core: bitsandbytes' betas and eps of a rule it
+        names otherwise become the rule's keys (SGD's betas: momentum and dampening), and
+        hyperparameters take the core's types."""
+        out = dict(overrides)
+        if self._bnb_betas is not None and "betas" in out:
+            for key, value in zip(self._bnb_betas, out.pop("betas")):
+                if isinstance(key, str):
+                    out.setdefault(key, value)
+        if self._bnb_eps is not None and out.get("eps") == self._bnb_eps:
+            del out["eps"]  # the constant bitsandbytes stores for rules without eps
+        for h in self._rule_info.hyperparameters:
+            if h["name"] in out:
+                out[h["name"]] = _core_value(h, out[h["name"]])
+        return out
 
     def _core_groups(self):
         groups = []
