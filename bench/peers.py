@@ -38,6 +38,13 @@ def median_time(fn, min_time):
     return times[len(times) // 2]
 
 
+def write_jsonl(path, rows):
+    """Every figure as a JSON line, for scripts/main --bench's collection."""
+    with open(path, "w") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+
+
 def triad_bandwidth(n=50_000_000, min_time=1.0):
     """GB/s of b += s * c in place (the access pattern of a step): 3 x 4 bytes per element."""
     b, c = torch.ones(n), torch.ones(n)
@@ -169,9 +176,7 @@ def main():
     rows.append(dict(python_overhead_fraction_10M=full / core - 1,
                      python_overhead_us_per_tensor=(many_full - many_core) / 1000 * 1e6))
     if args.jsonl:
-        with open(args.jsonl, "w") as f:
-            for row in rows:
-                f.write(json.dumps(row) + "\n")
+        write_jsonl(args.jsonl, rows)
 
 
 if __name__ == "__main__":

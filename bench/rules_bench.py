@@ -14,13 +14,12 @@ update. bitsandbytes' 8-bit step (unfused torch ops on the CPU) is timed on --bn
 elements, as it takes seconds at 50M. A program that prints figures, never a test.
 """
 import argparse
-import json
 
 import torch
 
 import octopage
 from octopage import optim
-from peers import measure_rounds, parse_size, triad_bandwidth
+from peers import measure_rounds, parse_size, triad_bandwidth, write_jsonl
 
 # Per rule: octopage's class stem, its states, the keywords every candidate takes, the
 # torch.optim class (None: torch has none) and whether the rule caps its step (an extra pass).
@@ -116,9 +115,7 @@ def main():
               f"| {cell('8bit', 10)} | {share('8bit', 7)} | {ratio('8bit', '32bit', 5)} | {cell('bnb', 14, fmt='.1f')} "
               f"| {ratio('8bit', 'bnb', 7)} |", flush=True)
     if args.jsonl:
-        with open(args.jsonl, "w") as f:
-            for row in rows:
-                f.write(json.dumps(row) + "\n")
+        write_jsonl(args.jsonl, rows)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from octopage import optim
+from state_layout import decoded
 
 bnb = pytest.importorskip("bitsandbytes", reason="scripts/setup installs bitsandbytes for the peer tests")
 
@@ -42,15 +43,6 @@ def train(cls, kwargs, steps, seed=0):
             p.grad = torch.randn(p.shape, generator=g)
         opt.step()
     return params, opt
-
-
-def decoded(entry, key):
-    """State `key` of a bitsandbytes-layout entry as fp32 values (rows stacked flat)."""
-    suffix = key[len("state"):]
-    absmax = entry["absmax" + suffix].reshape(-1, entry["absmax" + suffix].shape[-1])
-    codes = entry[key].reshape(absmax.shape[0], -1)
-    return torch.cat([entry["qmap" + suffix][row.long()] * blocks.repeat_interleave(256)[:row.numel()]
-                      for row, blocks in zip(codes, absmax)])
 
 
 @pytest.mark.parametrize("name, kwargs", PEERS, ids=[p[0] for p in PEERS])

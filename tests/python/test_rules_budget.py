@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from octopage import _core, optim
+from state_layout import decoded
 
 # Per rule: the class stem and keywords as bitsandbytes' 8-bit tests use them (lr 1e-3
 # unless the rule's default differs there; SGD/LARS with momentum 0.9, RMSprop alpha 0.9).
@@ -33,14 +34,6 @@ SHAPE = (256, 256)  # 256 blocks; bitsandbytes' CPU 8-bit step takes ~30 ms at t
 
 def test_every_rule_is_covered():
     assert {r["name"] for r in _core.rules()} == set(RULE_CLASSES)
-
-
-def dequantized(entry, key):
-    suffix = key[len("state"):]
-    absmax = entry["absmax" + suffix].reshape(-1, entry["absmax" + suffix].shape[-1])
-    codes = entry[key].reshape(absmax.shape[0], -1)
-    return torch.cat([entry["qmap" + suffix][row.long()] * blocks.repeat_interleave(256)[:row.numel()]
-                      for row, blocks in zip(codes, absmax)])
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
@@ -66,7 +59,7 @@ def test_8bit_within_bitsandbytes_budget(rule, dtype):
         reference, quantized = exact.state[p1], eight.state[p2]
         for key in (k for k in quantized if k.startswith("state")):
             assert quantized[key].dtype == torch.uint8, key
-            off = ~torch.isclose(reference[key].flatten(), dequantized(quantized, key), atol=3e-3, rtol=1e-3)
+            off = ~torch.isclose(reference[key].flatten(), decoded(quantized, key), atol=3e-3, rtol=1e-3)
             assert off.sum().item() < 20, (rule, step, key)
         ours = (p1.detach() - p2.detach().float()).abs().mean().item()
         theirs = (p1.detach() - p3.detach().float()).abs().mean().item()

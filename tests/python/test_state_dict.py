@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from octopage import optim
+from state_layout import decoded
 
 bnb = pytest.importorskip("bitsandbytes", reason="scripts/setup installs bitsandbytes for the interop tests")
 
@@ -216,20 +217,6 @@ INTEROP = [
     ("RMSprop8bit", {}, {}, False, False),
     ("Adagrad8bit", {}, {}, False, False),
 ]
-
-
-def decoded(entry, key):
-    """An entry's state `key` as fp32 values, flat: 8-bit codes through their qmap and
-    absmax (row by row where states are stacked: absmax of shape (rows, blocks))."""
-    values = entry[key]
-    if values.dtype != torch.uint8:
-        return values.flatten().float()
-    suffix = key[len("state"):]
-    absmax = entry["absmax" + suffix]
-    absmax = absmax.reshape(absmax.shape[0] if absmax.dim() == 2 else 1, -1)
-    rows = values.reshape(absmax.shape[0], -1)
-    return torch.cat([entry["qmap" + suffix][row.long()] * blocks.repeat_interleave(256)[:row.numel()]
-                      for row, blocks in zip(rows, absmax)])
 
 
 @pytest.mark.parametrize("name,ours_kw,theirs_kw,same_format,alike", INTEROP, ids=[c[0] for c in INTEROP])
