@@ -405,6 +405,7 @@ BAD_ARGUMENTS = [
     (optim.LARS, dict(lr=0.1), "LARS needs a momentum > 0"),
     (optim.LAMB, dict(bias_correction=False), "LAMB supports only bias_correction=True"),
     (optim.LAMB8bit, dict(adam_w_mode=False), "LAMB8bit supports only adam_w_mode=True"),
+    (optim.LAMB8bit, dict(max_unorm=0.5), r"LAMB8bit only supports max_unorm=1.0 .* use LAMB\(optim_bits=8"),
     (optim.RMSprop8bit, dict(centered=True), "centered=True is not supported with 8-bit state"),
     (optim.SGD8bit, dict(lr=0.1), "momentum=0 is not supported with 8-bit state"),
     (optim.AdEMAMix, dict(betas=(0.9, 0.999)), "expected betas to be a sequence of 3 numbers"),
@@ -528,6 +529,22 @@ def test_global_optim_manager_overrides_hyperparameters(cls, kwargs, override, a
         opt_b.step()
     assert torch.equal(a, a_alone) and torch.equal(b, b_alone)
     assert not torch.equal(a, a0)
+
+
+def test_bitsandbytes_args_and_pytorch_lars_state():
+    """bitsandbytes' ``args`` (its non-group settings) and PytorchLARS's state under torch's
+    name, as bitsandbytes' classes have them."""
+    p = torch.nn.Parameter(torch.randn(5000))
+    opt = optim.LAMB([p], max_unorm=0.5, optim_bits=8, min_8bit_size=100)
+    assert (opt.args.max_unorm, opt.args.optim_bits, opt.args.min_8bit_size, opt.args.skip_zeros) == (0.5, 8, 100, False)
+    lars = optim.PytorchLARS([p], lr=0.01, momentum=0.9)
+    p.grad = torch.randn(5000)
+    lars.step()
+    assert set(lars.state[p]) == {"step", "momentum_buffer"}
+    assert torch.equal(lars.state[p]["momentum_buffer"], p.grad)  # the first step's buffer is the gradient
+    resumed = optim.PytorchLARS([torch.nn.Parameter(p.detach().clone())], lr=0.01, momentum=0.9)
+    resumed.load_state_dict(lars.state_dict())
+    assert np.array_equal(resumed.core_state(0, 0)["state1"], lars.core_state(0, 0)["state1"])
 
 
 def test_global_optim_manager_override_checked_when_added():

@@ -86,12 +86,13 @@ def core_arrays(core_state, rule):
     return out
 
 
-def to_tensors(core_state, p, rule, max_unorm=0.0):
+def to_tensors(core_state, p, rule, max_unorm=0.0, torch_names=False):
     """The state the core returned (NumPy arrays) for parameter p as bitsandbytes' unwrapped
     entry. For a DTensor p, the state of its local shard as DTensors (Note [Sharded 8-bit
     absmax] in _dtensor.py). Under a max_unorm (the group's, or the rule's default: a
     bitsandbytes LAMB or LARS loading it needs one) the entry has unorm_vec, zero until a
-    step has measured it."""
+    step has measured it. With `torch_names`, 32-bit states by torch's names
+    (momentum_buffer, ...) and nothing else, as torch.optim keeps them."""
     sharded = _dtensor.is_dtensor(p)
     shape = _dtensor.local_shape(p)
     # A CUDA parameter's state comes back on its device, as torch.optim and bitsandbytes keep it.
@@ -107,6 +108,9 @@ def to_tensors(core_state, p, rule, max_unorm=0.0):
         return _dtensor.sharded_absmax(local.to(device), p, q8_num_blocks) if sharded else local.to(device)
 
     entry = {"step": int(core_state["step"])}
+    if torch_names and core_state["format"] == "32bit":
+        entry.update((name, shaped([values])) for name, values in core_state["states"].items())
+        return entry
     for key, absmax_key, qmap_key, states in _by_key(core_state, rule):
         if sharded and len(states) > 1:
             raise ValueError(f"{rule.display_name}'s stacked {key} of a DTensor parameter cannot be saved yet: "
@@ -285,7 +289,8 @@ class StateView(MutableMapping):
         if core_state["step"] == 0:
             return {}
         group = self._optimizer.param_groups[g]
-        return to_tensors(core_state, group["params"][i], self._optimizer._rule_info, group.get("max_unorm", 0.0))
+        return to_tensors(core_state, group["params"][i], self._optimizer._rule_info, group.get("max_unorm", 0.0),
+                          self._optimizer._torch_state_names)
 
     def __getitem__(self, p):
         where = self._locate(p)

@@ -5,7 +5,8 @@ on the step: the bias-corrected Adam direction u (without weight decay) is scale
 max_unorm*||p||/||u|| where it is longer than that (max_unorm default 1.0); the decay
 p *= 1 - lr*wd comes first (its CPU order, torch's AdamW's). It is not the LAMB paper's
 trust ratio, which also scales steps up. octopage's LAMB8bit caps 8-bit steps too
-(bitsandbytes' runs plain 8-bit Adam). bitsandbytes accepts bias_correction,
+(bitsandbytes' runs plain 8-bit Adam); like bitsandbytes' LAMB8bit it takes only
+max_unorm=1.0 (LAMB with optim_bits=8 takes any). bitsandbytes accepts bias_correction,
 adam_w_mode and amsgrad and ignores them; octopage accepts their defaults only and
 refuses the others. octopage's own keywords: placement ('device', 'paged', 'offload'),
 offload_dir, keep_files, ring_bytes, chunk_bytes, direct_io, io_backend.
@@ -21,6 +22,9 @@ def _variant(name, bits):
     def __init__(self, params, lr=1e-3, bias_correction=True, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  amsgrad=False, adam_w_mode=True, optim_bits=32, args=None, min_8bit_size=4096, max_unorm=1.0,
                  percentile_clipping=100, block_wise=True, **octopage_options):
+        if bits == 8 and max_unorm != 1.0:
+            raise ValueError(f"LAMB8bit only supports max_unorm=1.0 (bitsandbytes' default value), got "
+                             f"{max_unorm!r}: for another cap use LAMB(optim_bits=8, max_unorm=...)")
         for keyword, value, default in (("bias_correction", bias_correction, True), ("amsgrad", amsgrad, False),
                                         ("adam_w_mode", adam_w_mode, True)):
             if value != default:

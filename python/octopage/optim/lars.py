@@ -7,8 +7,9 @@ without weight decay) is scaled by max_unorm*||p||/||b'|| where it is longer tha
 up. A momentum > 0 is required, as in bitsandbytes. octopage honours dampening and
 nesterov as torch.optim.SGD does (bitsandbytes ignores them) and caps 8-bit steps too
 (bitsandbytes' LARS8bit runs plain 8-bit momentum). ``PytorchLARS`` is bitsandbytes'
-pure-torch reference class: here the same update in 32 bits (its norm includes the
-weight-decay term; octopage's, as bitsandbytes' kernels', does not). octopage's own
+pure-torch reference class: here the same update in 32 bits, its state under torch's
+name ``momentum_buffer`` as bitsandbytes' keeps it (its norm includes the weight-decay
+term; octopage's, as bitsandbytes' kernels', does not). octopage's own
 keywords: placement ('device', 'paged', 'offload'), offload_dir, keep_files, ring_bytes,
 chunk_bytes, direct_io, io_backend.
 """
@@ -49,4 +50,4 @@ def _pytorch_lars_init(self, params, lr=0.01, momentum=0, dampening=0, weight_de
 
 PytorchLARS = optimizer_class("PytorchLARS", "lars", _pytorch_lars_init,
                               "bitsandbytes' PytorchLARS signature over octopage's LARS with fp32 state.", 32,
-                              False, __name__, bnb_betas=_BNB_BETAS, bnb_eps=0.0)
+                              False, __name__, bnb_betas=_BNB_BETAS, bnb_eps=0.0, torch_state_names=True)

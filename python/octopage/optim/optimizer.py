@@ -10,6 +10,7 @@ edits of ``param_groups`` work.
 """
 import numbers
 import os
+import types
 from collections.abc import Mapping
 
 import torch
@@ -120,6 +121,9 @@ class Optimizer(torch.optim.Optimizer):
     _bits = None
     _bits_keyword = 32  # the only optim_bits a class with fixed _bits takes (bitsandbytes' default)
     _paged = False
+    # State entries under torch's names (momentum_buffer, ...) rather than bitsandbytes'
+    # (state1, ...): bitsandbytes' pure-torch reference classes (PytorchLARS) keep those.
+    _torch_state_names = False
 
     def __init__(self, params, hyperparameters, optim_bits=32, args=None, min_8bit_size=4096,
                  percentile_clipping=100, block_wise=True, is_paged=False, *, max_unorm=0.0, placement=None,
@@ -156,6 +160,16 @@ class Optimizer(torch.optim.Optimizer):
             bool(direct_io), io_backend, core_defaults, bool(pin_host_memory), *_torch_device_allocator())
         super().__init__(params, defaults)
         self.state = _state.StateView(self)
+
+    @property
+    def args(self):
+        """bitsandbytes' ``args``: the optimizer's non-group settings as attributes
+        (optim_bits, min_8bit_size, max_unorm, percentile_clipping, block_wise, is_paged,
+        skip_zeros), read from its defaults. Reading only: set them per group instead."""
+        d = self.defaults
+        return types.SimpleNamespace(optim_bits=d["optim_bits"], min_8bit_size=d["min_8bit_size"],
+                                     max_unorm=d["max_unorm"], percentile_clipping=d["percentile_clipping"],
+                                     block_wise=True, is_paged=d["placement"] == "paged", skip_zeros=False)
 
     def add_param_group(self, param_group):
         """torch's add_param_group, then the group is checked and registered with the core
@@ -358,14 +372,16 @@ def where_phrase(paged):
 
 
 def optimizer_class(name, rule, init, doc, bits=None, paged=False, module=__name__, bits_keyword=32, bnb_betas=None,
-                    bnb_eps=None):
+                    bnb_eps=None, torch_state_names=False):
     """A class of Optimizer for one name of a rule's module: its constructor `init` (with
     the signature users know, passing the rule's hyperparameters by name to
     Optimizer.__init__), the state format (`bits`: 8, 32, or None for optim_bits) and
     the placement ('paged' when `paged`) that its name fixes; a class with fixed bits takes
     optim_bits only at `bits_keyword`, its signature's default. `bnb_betas` and `bnb_eps`:
-    how bitsandbytes' group holds the rule's hyperparameters (Optimizer._bnb_betas)."""
+    how bitsandbytes' group holds the rule's hyperparameters (Optimizer._bnb_betas);
+    `torch_state_names`: Optimizer._torch_state_names."""
     init.__qualname__ = f"{name}.__init__"
     return type(name, (Optimizer,), {"__init__": init, "_rule": rule, "_bits": bits, "_paged": paged,
                                      "_bits_keyword": bits_keyword, "_bnb_betas": bnb_betas, "_bnb_eps": bnb_eps,
+                                     "_torch_state_names": torch_state_names,
                                      "__module__": module, "__doc__": doc})
