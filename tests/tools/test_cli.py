@@ -1,8 +1,9 @@
 """The `octopage` command line end to end, as a user runs it, on the tiny model (seconds):
-every subcommand runs and its output parses; the loss goes down; tiered runs are bitwise
-the device run; a run resumed from a checkpoint is bitwise the uninterrupted one, also
-when it resumes under another placement; the memory table is what the state format says
-(computed here from the shapes); bad arguments fail with a message and a non-zero exit.
+every subcommand runs and its output parses; the loss goes down, with every rule;
+tiered runs are bitwise the device run; a run resumed from a checkpoint is bitwise the
+uninterrupted one, also when it resumes under another placement; the memory table is
+what the state format says (computed here from the shapes), for every choice; bad
+arguments fail with a message and a non-zero exit.
 
 The program is $OCTOPAGE_CLI (CTest sets it). Runs use one thread: CTest runs tests in
 parallel, and two OpenMP runs sharing two cores slow each other down badly.
@@ -72,10 +73,47 @@ def test_octopage_adamw_follows_torch_adamw():
         assert abs(a - b) <= 1e-4 * abs(b), (ours["losses"], torchs["losses"])
 
 
-@pytest.mark.parametrize("resume_with", ["adamw8bit", "offload-adamw8bit"])
-def test_a_resumed_run_is_bitwise_the_uninterrupted_one(tmp_path, resume_with):
-    whole = train("--steps", "16", "--optimizer", "adamw8bit")
-    first = train("--steps", "16", "--stop-at", "7", "--optimizer", "adamw8bit", "--save", str(tmp_path / "ck"))
+RULES = ["adam", "adamw", "sgd", "lion", "rmsprop", "adagrad", "ademamix", "lamb", "lars"]
+
+
+def rule_keys():
+    """The rules' keys, from `octopage train --help` (which lists the registry's)."""
+    usage = run("train", "--help").stdout
+    listed = usage.split("rules, with the learning rate")[1].splitlines()[1:]
+    return [line.split()[0] for line in listed if line.strip()]
+
+
+def test_train_help_lists_every_rule():
+    assert set(RULES) <= set(rule_keys())
+
+
+@pytest.mark.parametrize("key", RULES)
+def test_every_rule_learns_with_32_and_8_bit_state(key):
+    # Each rule at its own learning rate (its recipe): the loss goes down from log(256).
+    runs = [train("--steps", "30", "--optimizer", k) for k in (key, key + "8bit")]
+    for r in runs:
+        losses = r["losses"]
+        assert r["options"]["rule"] == key and math.isfinite(r["eval_loss"])
+        assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.5, (r["optimizer"], losses)
+    full, q8 = runs
+    assert q8["state_bytes"]["tensors_8bit"] > 0 and full["state_bytes"]["tensors_8bit"] == 0
+    assert q8["state_bytes"]["host"] < 0.3 * full["state_bytes"]["host"]
+
+
+@pytest.mark.parametrize("key", ["lion8bit", "ademamix8bit", "lars8bit"])
+def test_tiered_runs_of_other_rules_are_bitwise_their_device_twin(key):
+    device = train("--steps", "6", "--optimizer", key)
+    for tier in ("paged-", "offload-"):
+        r = train("--steps", "6", "--optimizer", tier + key)
+        assert r["losses"] == device["losses"] and r["param_hash"] == device["param_hash"]
+        assert r["state_bytes"]["host"] == 0 and r["state_bytes"]["file"] == device["state_bytes"]["host"]
+
+
+@pytest.mark.parametrize("saved_with, resume_with", [("adamw8bit", "adamw8bit"), ("adamw8bit", "offload-adamw8bit"),
+                                                     ("ademamix8bit", "paged-ademamix8bit"), ("sgd", "offload-sgd")])
+def test_a_resumed_run_is_bitwise_the_uninterrupted_one(tmp_path, saved_with, resume_with):
+    whole = train("--steps", "16", "--optimizer", saved_with)
+    first = train("--steps", "16", "--stop-at", "7", "--optimizer", saved_with, "--save", str(tmp_path / "ck"))
     assert first["last_step"] == 7 and len(first["losses"]) == 7
     assert sorted(os.listdir(tmp_path / "ck")) == ["checkpoint.json", "model.pt", "optimizer.pt"]
     rest = train("--steps", "16", "--optimizer", resume_with, "--resume", str(tmp_path / "ck"))
@@ -90,6 +128,8 @@ def test_resuming_under_other_options_is_refused(tmp_path):
     assert p.returncode == 1 and "was trained with batch = 4, this run has 8" in p.stderr
     p = run("train", *TINY, "--steps", "6", "--stop-at", "3", "--resume", str(tmp_path / "ck"), check=False)
     assert p.returncode == 1 and "nothing to train" in p.stderr
+    p = run("train", *TINY, "--steps", "6", "--optimizer", "lion8bit", "--resume", str(tmp_path / "ck"), check=False)
+    assert p.returncode == 1 and 'was trained with rule = "adamw", this run has "lion"' in p.stderr
 
 
 # --------------------------------------------------------------------------- demo
@@ -161,6 +201,34 @@ def test_memory_is_what_the_state_format_says(model, layers, hidden, inter, kv, 
     assert "AdamW8bit" in table and "74.6%" in table
 
 
+def test_memory_plans_every_choice():
+    keys = [k + suffix for k in rule_keys() for suffix in ("", "8bit")]
+    keys = [prefix + k for prefix in ("", "paged-", "offload-") for k in keys] + ["torch-adamw"]
+    report = json.loads(run("memory", "--model", "small", "--optimizers", ",".join(keys), "--json").stdout)
+    rows = {r["optimizer"]: r for r in report["optimizers"]}
+    assert sorted(rows) == sorted(keys)
+    for key in rule_keys():
+        full, q8 = rows[key], rows[key + "8bit"]
+        assert 0 < q8["state_ram_bytes"] < 0.3 * full["state_ram_bytes"], key
+        assert q8["tensors_8bit"] > 0 and full["tensors_8bit"] == 0
+        assert rows["paged-" + key + "8bit"]["state_file_bytes"] == q8["state_ram_bytes"]
+        assert rows["offload-" + key]["state_ram_bytes"] == 0
+    # One state per parameter (SGD's momentum, Lion's), two (Adam's), three (AdEMAMix's).
+    n = report["parameters"]
+    assert rows["sgd"]["state_ram_bytes"] == rows["lion"]["state_ram_bytes"] == 4 * n
+    assert rows["adamw"]["state_ram_bytes"] == 8 * n and rows["ademamix"]["state_ram_bytes"] == 12 * n
+
+
+def test_demo_runs_any_rule(tmp_path):
+    p = run("demo", *TINY, "--steps", "8", "--optimizers", "lion8bit,ademamix8bit,offload-lion8bit", "--out",
+            str(tmp_path), "--quiet", timeout=300)
+    report = json.loads((tmp_path / "demo.json").read_text())
+    assert [r["optimizer_name"] for r in report["runs"]] == ["Lion8bit", "AdEMAMix8bit", "offloaded Lion8bit"]
+    assert "Lion8bit" in p.stdout and "AdEMAMix8bit" in p.stdout
+    targets = {t["name"]: t for t in report["targets"]}
+    assert targets["offloaded Lion8bit bitwise equal to Lion8bit"]["met"]
+
+
 def test_bench_runs_the_step_benchmark():
     p = run("bench", "--sizes", "64K", "--overhead", "0", "--min-time", "0.01", "--format", "jsonl", "--threads", "1")
     lines = [json.loads(line) for line in p.stdout.splitlines()]
@@ -173,7 +241,9 @@ def test_bench_runs_the_step_benchmark():
 
 @pytest.mark.parametrize("args, code, message", [
     (["frobnicate"], 2, "unknown command 'frobnicate'"),
-    (["train", "--optimizer", "sgd"], 2, "expected --optimizer adamw, adamw8bit"),
+    (["train", "--optimizer", "sgd4bit"], 2,
+     "expected --optimizer adam, adam8bit, .*, adamw8bit, .*, lion8bit, .*, offload-lars8bit, torch-adamw, "
+     "got 'sgd4bit'"),
     (["train", "--model", "llama-70b"], 2, "expected --model tiny, small, llama-220m or llama-1b, got 'llama-70b'"),
     (["train", "--steps", "0"], 2, "expected --steps to be a whole number >= 1, got '0'"),
     (["train", "--stop-at", "9", "--steps", "5"], 2, "expected --stop-at <= --steps"),
@@ -185,7 +255,8 @@ def test_bench_runs_the_step_benchmark():
     (["train", "--resume", "/no/such/checkpoint"], 2, "expected --resume to be a checkpoint directory"),
     (["train", "--offload-dir", "/no/such/dir"], 2, "expected offload_dir to be an existing directory"),
     (["train", "--ring-kib", "8", "--chunk-kib", "4"], 2, "expected ring_bytes >= 3 \\* chunk_bytes"),
-    (["demo", "--optimizers", "adamw,lion"], 2, "expected --optimizers from adamw"),
+    (["demo", "--optimizers", "adamw,lion4bit"], 2, "expected --optimizers from adam, adam8bit, .*got 'lion4bit'"),
+    (["memory", "--optimizers", "rmsprop,sgd2bit"], 2, "expected --optimizers from adam, .*got 'sgd2bit'"),
     (["demo", "--out", "/proc/octopage-demo"], 1, "cannot write to the output directory '/proc/octopage-demo'"),
     (["demo", "--device", "cuda"], 1, "no CUDA backend"),
     (["memory", "--model", "gpt-5"], 2, "expected --model tiny, small, llama-220m or llama-1b"),

@@ -1,9 +1,12 @@
-// The parts of the `octopage` command line on their own: the LLaMA model has the
+// The parts of the `octopage` command line on their own: every registered rule has its
+// optimizer choices, a LibTorch class and a training recipe; the LLaMA model has the
 // parameters perf/llama_config.h lists and is causal; the generated text is
 // deterministic and its arithmetic is right; batches stay inside the text; tables quote
 // CSV; charts are PNGs of the stated size and bad chart input is refused.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -13,14 +16,107 @@
 
 #include <torch/torch.h>
 
+#include "octopage/octopage.h"
+#include "octopage/torch/optim.h"
 #include "perf/llama_config.h"
+#include "tools/octopage/args.h"
 #include "tools/octopage/model.h"
+#include "tools/octopage/optimizers.h"
 #include "tools/octopage/plot.h"
+#include "tools/octopage/recipes.h"
 #include "tools/octopage/table.h"
 #include "tools/octopage/text.h"
+#include "tools/octopage/train.h"
 
 namespace octopage::cli {
 namespace {
+
+// --- Optimizer choices ---------------------------------------------------------------
+
+std::string lower(std::string s) {
+  for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+TEST(Optimizers, EveryRegisteredRuleHasItsChoicesClassAndRecipe) {
+  struct Tier {
+    const char* key_prefix;
+    const char* name_prefix;
+    Placement placement;
+  };
+  const Tier tiers[] = {{"", "", Placement::kDevice},
+                        {"paged-", "Paged", Placement::kPaged},
+                        {"offload-", "offloaded ", Placement::kOffload}};
+  std::size_t expected = 1;  // torch-adamw
+  for (const RuleInfo& rule : registered_rules()) {
+    SCOPED_TRACE(rule.name);
+    for (const Tier& tier : tiers) {
+      for (int bits : {32, 8}) {
+        const std::string suffix = bits == 8 ? "8bit" : "";
+        const OptimizerChoice* c = find_optimizer(tier.key_prefix + lower(rule.display_name) + suffix);
+        ASSERT_NE(c, nullptr) << tier.key_prefix << lower(rule.display_name) << suffix;
+        ++expected;
+        EXPECT_EQ(c->name, tier.name_prefix + rule.display_name + suffix);
+        EXPECT_EQ(c->rule, rule.name);
+        EXPECT_EQ(c->bits, bits);
+        EXPECT_EQ(c->placement, tier.placement);
+        EXPECT_FALSE(c->torch_reference);
+        // train.cc builds this class, placed by its options.
+        const torch::OptimizerClass* cls = torch::find_optimizer_class(c->class_name());
+        ASSERT_NE(cls, nullptr) << c->class_name();
+        EXPECT_EQ(cls->info->rule, rule.name);
+        EXPECT_EQ(cls->info->bits, bits);
+        // A tiered run's twin keeps the same state in RAM.
+        const OptimizerChoice* twin = device_twin(*c);
+        if (tier.placement == Placement::kDevice) {
+          EXPECT_EQ(twin, nullptr);
+        } else {
+          ASSERT_NE(twin, nullptr);
+          EXPECT_EQ(twin->rule, rule.name);
+          EXPECT_EQ(twin->bits, bits);
+          EXPECT_EQ(twin->placement, Placement::kDevice);
+        }
+      }
+    }
+    // Its recipe was chosen for the demo's model, and its options keep 8-bit state.
+    EXPECT_EQ(std::count_if(recipes().begin(), recipes().end(), [&](const Recipe& r) { return r.rule == rule.name; }),
+              1);
+    GroupOptions options = training_options(rule.name);
+    EXPECT_DOUBLE_EQ(options.get("lr"), recipe(rule.name).lr);
+    options.optim_bits = 8;
+    EXPECT_NO_THROW(octopage::Optimizer(rule.name, options)) << "the recipe of " << rule.name;
+  }
+  EXPECT_EQ(optimizer_choices().size(), expected);
+  // The keys the demo, the tests and the README use keep their meaning.
+  const OptimizerChoice& paged = *find_optimizer("paged-adamw8bit");
+  EXPECT_EQ(paged.name, "PagedAdamW8bit");
+  EXPECT_EQ(paged.rule, "adamw");
+  EXPECT_EQ(device_twin(paged)->key, "adamw8bit");
+  EXPECT_EQ(find_optimizer("offload-adamw")->name, "offloaded AdamW");
+  const OptimizerChoice& reference = *find_optimizer("torch-adamw");
+  EXPECT_TRUE(reference.torch_reference);
+  EXPECT_EQ(device_twin(reference), nullptr);
+  EXPECT_EQ(find_optimizer("adamw4bit"), nullptr);
+  EXPECT_EQ(training_options("adamw", 0.5).get("lr"), 0.5);
+  EXPECT_EQ(training_options("sgd", -1, 0.25).get("weight_decay"), 0.25);
+}
+
+TEST(Optimizers, AnUnknownKeyIsRefusedWithEveryKey) {
+  TrainOptions o;
+  o.optimizer = "lion4bit";
+  try {
+    check_train_options(o);
+    ADD_FAILURE() << "expected a UsageError";
+  } catch (const UsageError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("got 'lion4bit'"), std::string::npos) << message;
+    for (const OptimizerChoice& c : optimizer_choices()) {
+      EXPECT_NE(message.find(c.key + (c.key == "torch-adamw" ? "" : ",")), std::string::npos) << c.key;
+    }
+  }
+}
+
+// --- The model and its text -------------------------------------------------------------
 
 perf::LlamaConfig variant(std::string name, std::int64_t kv_heads, bool tied) {
   perf::LlamaConfig c = *perf::find_llama_config("tiny");

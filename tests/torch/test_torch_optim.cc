@@ -5,13 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
-#include <cstdlib>
-#include <filesystem>
 #include <functional>
 #include <memory>
 #include <ostream>
 #include <regex>
-#include <sstream>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -19,67 +16,19 @@
 #include <torch/optim/adam.h>
 #include <torch/optim/adamw.h>
 #include <torch/optim/schedulers/step_lr.h>
-#include <torch/serialize.h>
 #include <torch/types.h>
 
 #include "octopage/torch/optim.h"
+#include "tests/torch/torch_test_util.h"
 
 namespace octopage::torch {
 namespace {
 
 using ::torch::Tensor;
 using ::torch::optim::OptimizerParamGroup;
-using Field = AdamOptions::Field;
+using namespace ::octopage::torch::testing;  // NOLINT(google-build-using-namespace)
 
 constexpr int kSteps = 8;
-
-// A directory for state files, removed at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "octopage_torch_XXXXXX").string();
-    path_ = mkdtemp(pattern.data());
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-TierOptions tiers_in(const TempDir& dir) {
-  TierOptions tiers;
-  tiers.offload_dir = dir.path();
-  tiers.chunk_bytes = 8192;  // several chunks per parameter through a four-slot ring
-  tiers.ring_bytes = 4 * 8192;
-  return tiers;
-}
-
-// Parameters of sizes above and below min_8bit_size (4096), odd sizes.
-std::vector<Tensor> make_params(::torch::ScalarType dtype, std::uint64_t seed = 0) {
-  ::torch::manual_seed(seed);
-  std::vector<Tensor> params;
-  for (auto shape : std::vector<std::vector<std::int64_t>>{{64, 80}, {300}, {17, 5}, {4099}}) {
-    params.push_back(::torch::randn(shape).to(dtype));
-  }
-  return params;
-}
-
-// Leaf copies that require grad, as a model's parameters.
-std::vector<Tensor> leaf_copies(const std::vector<Tensor>& params) {
-  std::vector<Tensor> copies;
-  for (const Tensor& p : params) copies.push_back(p.detach().clone().set_requires_grad(true));
-  return copies;
-}
-
-// Deterministic gradients; parameter 1 gets none at step 2 (it must be skipped).
-void set_gradients(const std::vector<Tensor>& params, int step) {
-  ::torch::manual_seed(1000 + step);
-  for (std::size_t i = 0; i < params.size(); ++i) {
-    Tensor g = ::torch::randn(params[i].sizes()).to(params[i].scalar_type());
-    params[i].mutable_grad() = (step == 2 && i == 1) ? Tensor() : g;
-  }
-}
 
 // Two groups: the first with the optimizer's defaults, the second with lr 3e-3 and
 // weight decay 0.05, in the options type of the optimizer.
@@ -102,33 +51,6 @@ void train(Opt& opt, const std::vector<Tensor>& params, int steps) {
     set_gradients(params, step);
     opt.step();
     scheduler.step();
-  }
-}
-
-// max |a - b| over max |b|: rounding differences relative to the tensor's scale.
-double relative_error(const Tensor& a, const Tensor& b) {
-  const Tensor x = a.detach().to(::torch::kDouble).flatten();
-  const Tensor y = b.detach().to(::torch::kDouble).flatten();
-  return ((x - y).abs().max() / y.abs().max()).item<double>();
-}
-
-Tensor from_vector(const std::vector<float>& values) {
-  return ::torch::from_blob(const_cast<float*>(values.data()), {static_cast<std::int64_t>(values.size())},
-                            ::torch::kFloat).clone();
-}
-
-std::pair<std::size_t, std::size_t> position(std::size_t i) { return {i < 2 ? 0 : 1, i < 2 ? i : i - 2}; }
-
-void expect_same_state(const StateSnapshot& a, const StateSnapshot& b) {
-  EXPECT_EQ(a.step, b.step);
-  EXPECT_EQ(a.format, b.format);
-  ASSERT_EQ(a.arrays.size(), b.arrays.size());
-  for (std::size_t k = 0; k < a.arrays.size(); ++k) {
-    SCOPED_TRACE(a.arrays[k].name);
-    EXPECT_EQ(a.arrays[k].name, b.arrays[k].name);
-    EXPECT_EQ(a.arrays[k].values, b.arrays[k].values);
-    EXPECT_EQ(a.arrays[k].codes, b.arrays[k].codes);
-    EXPECT_EQ(a.arrays[k].absmax, b.arrays[k].absmax);
   }
 }
 
@@ -298,18 +220,6 @@ TEST(TorchAdapter, SixteenBitParametersStepAsTheCoreDoes) {
 
 // --- Save and load --------------------------------------------------------------------
 
-std::string saved(const ::torch::optim::Optimizer& opt) {
-  std::ostringstream out;
-  ::torch::save(opt, out);
-  return out.str();
-}
-
-template <class Opt>
-void load_into(Opt& opt, const std::string& bytes) {
-  std::istringstream in(bytes);
-  ::torch::load(opt, in);
-}
-
 using MakeOptimizer = std::function<std::unique_ptr<Optimizer>(const std::vector<Tensor>&, const TempDir&)>;
 
 struct RoundTripCase {
@@ -331,14 +241,14 @@ TEST_P(RoundTrip, ContinuesBitwiseAsUninterrupted) {
     set_gradients(params, step);
     a->step();
   }
-  a->options(1).lr(2e-3).eps(1e-7);  // hyperparameters travel with the checkpoint
+  a->options(1).lr(2e-3).set("eps", 1e-7);  // hyperparameters travel with the checkpoint
   const std::string checkpoint = saved(*a);
 
   const std::vector<Tensor> resumed = leaf_copies(params);
   std::unique_ptr<Optimizer> b = GetParam().loader(resumed, dir);
   load_into(*b, checkpoint);
   EXPECT_DOUBLE_EQ(b->options(1).lr(), 2e-3);
-  EXPECT_DOUBLE_EQ(b->options(1).eps(), 1e-7);
+  EXPECT_DOUBLE_EQ(b->options(1).get("eps"), 1e-7);
   for (int step = 4; step < 8; ++step) {
     set_gradients(params, step);
     set_gradients(resumed, step);
@@ -543,7 +453,7 @@ TEST(BadArguments, RaiseValueErrorAtConstruction) {
        }, "param group 0: expected eps to be finite and >= 0"},
       {"torch's options in a group", [&] {
          Adam({OptimizerParamGroup({p}, std::make_unique<::torch::optim::AdamOptions>(0.1))});
-       }, "expected a param group's options to be octopage::torch::AdamOptions"},
+       }, "expected a param group's options to be octopage::torch options"},
       {"missing offload_dir", [&] {
          TierOptions tiers;
          tiers.offload_dir = dir.path() + "/missing";

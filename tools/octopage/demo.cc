@@ -32,22 +32,24 @@ namespace octopage::cli {
 const char* const kDemoUsage = R"(usage: octopage demo [options]      (or just: octopage [options])
 
 Trains a small LLaMA-style model on generated text with AdamW (32-bit state), AdamW8bit,
-PagedAdamW8bit and offloaded AdamW8bit, from the same seed and on the same batches, each
-in its own process, and shows what each costs and learns: peak RSS, optimizer state in
-RAM and in file, step times, tokens/s, final loss relative to AdamW, and whether each
-tiered run is bitwise the run with the same state in RAM. Writes demo.csv, demo.json,
-loss.png and memory.png (and each run's JSON under runs/) to the output directory.
+PagedAdamW8bit and offloaded AdamW8bit (or the optimizers of --optimizers), from the same
+seed and on the same batches, each in its own process, and shows what each costs and
+learns: peak RSS, optimizer state in RAM and in file, step times, tokens/s, final loss
+relative to the first, and whether each tiered run is bitwise the run with the same
+state in RAM. Writes demo.csv, demo.json, loss.png and memory.png (and each run's JSON
+under runs/) to the output directory.
 
 options (--flag value or --flag=value):
   --out DIR          output directory (default: octopage-demo)
   --optimizers LIST  comma-separated (default adamw,adamw8bit,paged-adamw8bit,
-                     offload-adamw8bit); see 'octopage train --help' for the others
+                     offload-adamw8bit), any rule's: lion8bit, paged-ademamix8bit,
+                     sgd, ...; see 'octopage train --help' for the keys
   --model NAME       tiny, small (default), llama-220m or llama-1b
   --tie-embeddings   the output head shares the embedding's weight (default: untied)
   --steps N          training steps per optimizer (default 200)
   --batch N          sequences per step (default 16)
   --sequence N       tokens per sequence (default 128)
-  --lr X             peak learning rate (default 2e-3)
+  --lr X             peak learning rate (default: each rule's, see 'octopage train --help')
   --seed N           weights, text and batches (default 1)
   --threads N        CPU threads per run (default: every core)
   --device D         cpu (default); cuda where octopage was built with CUDA
@@ -173,6 +175,17 @@ const json* twin_run(const json& runs, const OptimizerChoice& choice) {
   return nullptr;
 }
 
+// For an 8-bit run with state in RAM, the run of the same rule with 32-bit state in RAM
+// among the runs (what it must learn as well as, in a quarter of the memory), or nullptr.
+const json* full_state_run(const json& runs, const OptimizerChoice& c) {
+  if (c.torch_reference || c.bits != 8 || c.placement != Placement::kDevice) return nullptr;
+  for (const json& r : runs) {
+    const OptimizerChoice& d = *find_optimizer(r["optimizer"].get<std::string>());
+    if (!d.torch_reference && d.rule == c.rule && d.bits == 32 && d.placement == Placement::kDevice) return &r;
+  }
+  return nullptr;
+}
+
 bool bitwise_equal(const json& a, const json& b) {
   return a["param_hash"] == b["param_hash"] && a["losses"] == b["losses"];
 }
@@ -224,11 +237,12 @@ json targets(const json& runs, const json& base) {
   for (const json& r : runs) {
     const OptimizerChoice& c = *find_optimizer(r["optimizer"].get<std::string>());
     if (&r == &base) continue;
-    if (c.bits == 8 && c.placement == Placement::kDevice && base["optimizer"] == "adamw") {
-      const double loss = r["eval_loss"].get<double>() / base["eval_loss"].get<double>() - 1.0;
-      add(c.name + " evaluation loss vs AdamW", loss, percent(loss, true), "within 1%", std::abs(loss) <= 0.01);
-      const double state = state_total(r) / state_total(base);
-      add(c.name + " optimizer state / AdamW's", state, percent(state), "<= 26%", state <= 0.26);
+    if (const json* full = full_state_run(runs, c)) {
+      const std::string full_name = (*full)["optimizer_name"];
+      const double loss = r["eval_loss"].get<double>() / (*full)["eval_loss"].get<double>() - 1.0;
+      add(c.name + " evaluation loss vs " + full_name, loss, percent(loss, true), "within 1%", std::abs(loss) <= 0.01);
+      const double state = state_total(r) / state_total(*full);
+      add(c.name + " optimizer state / " + full_name + "'s", state, percent(state), "<= 26%", state <= 0.26);
     }
     if (c.placement == Placement::kOffload) {
       const double ram = state_ram(r), ring = r["state_bytes"]["staging"].get<double>();

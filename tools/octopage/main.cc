@@ -14,6 +14,8 @@
 #include "tools/octopage/args.h"
 #include "tools/octopage/demo.h"
 #include "tools/octopage/memory.h"
+#include "tools/octopage/optimizers.h"
+#include "tools/octopage/recipes.h"
 #include "tools/octopage/train.h"
 
 namespace octopage::cli {
@@ -38,17 +40,19 @@ Trains the LLaMA-style model on generated text with one optimizer and prints the
 as JSON (losses, evaluation loss, optimizer state per tier, peak RSS, step times).
 
 options (--flag value or --flag=value):
-  --optimizer K    adamw, adamw8bit (default), paged-adamw, paged-adamw8bit,
-                   offload-adamw, offload-adamw8bit, or torch-adamw (LibTorch's AdamW)
+  --optimizer K    RULE or RULE8bit (32-bit or 8-bit state), in RAM, or with a paged- or
+                   offload- prefix (e.g. adamw8bit, the default, paged-lion8bit,
+                   offload-sgd8bit), for a RULE among those listed below; or torch-adamw
+                   (LibTorch's AdamW)
   --model NAME     tiny, small (default), llama-220m or llama-1b
   --tie-embeddings the output head shares the embedding's weight (default: untied)
   --steps N        the run's length, which the learning-rate schedule spans (default 200)
   --stop-at N      stop after step N (default: --steps), e.g. to save and resume later
   --batch N        sequences per step (default 16)
   --sequence N     tokens per sequence (default 128)
-  --lr X           peak learning rate (default 2e-3), after a warmup of --warmup steps
-                   (default: a tenth of --steps), cosine down to a tenth
-  --weight-decay X AdamW's decoupled weight decay (default 0.1)
+  --lr X           peak learning rate (default: the rule's, below), after a warmup of
+                   --warmup steps (default: a tenth of --steps), cosine down to a tenth
+  --weight-decay X the rule's weight decay (default: the rule's, below)
   --clip X         gradient norm clipping (default 1; 0: none)
   --seed N         weights, text and batches (default 1)
   --threads N      CPU threads (default: every core)
@@ -60,7 +64,22 @@ options (--flag value or --flag=value):
   --resume DIR     start from a checkpoint; the run's options must be the saved ones
   --json PATH      also write the result there
   --quiet          no progress bar
+
+rules, with the learning rate and weight decay each trains with by default:
 )";
+
+// kTrainUsage with each registered rule's key and training recipe.
+std::string train_usage() {
+  std::string usage = kTrainUsage;
+  for (const OptimizerChoice& c : optimizer_choices()) {
+    if (c.torch_reference || c.bits != 32 || c.placement != Placement::kDevice) continue;
+    const Recipe r = recipe(c.rule);
+    char line[160];
+    std::snprintf(line, sizeof line, "  %-10s lr %-7g weight decay %g\n", c.key.c_str(), r.lr, r.weight_decay);
+    usage += line;
+  }
+  return usage;
+}
 
 int run_train(int argc, char** argv) {  // argv: the options
   TrainOptions o;
@@ -97,7 +116,7 @@ int run_train(int argc, char** argv) {  // argv: the options
 // A subcommand: run(argc, argv) gets its options only.
 struct Command {
   const char* name;
-  const char* usage;
+  std::string (*usage)();  // nullptr: the command prints its own
   int (*run)(int argc, char** argv);
 };
 
@@ -105,10 +124,10 @@ struct Command {
 int run_bench(int argc, char** argv) { return perf::step_bench_main(argc + 1, argv - 1, "octopage bench"); }
 
 const Command kCommands[] = {
-    {"demo", kDemoUsage, run_demo},
-    {"train", kTrainUsage, run_train},
+    {"demo", [] { return std::string(kDemoUsage); }, run_demo},
+    {"train", train_usage, run_train},
     {"bench", nullptr, run_bench},  // its own usage and errors
-    {"memory", kMemoryUsage, run_memory},
+    {"memory", [] { return std::string(kMemoryUsage); }, run_memory},
 };
 
 bool asks_for_help(int argc, char** argv) {
@@ -140,13 +159,14 @@ int main(int argc, char** argv) {
   const int count = argc - options;
   char** rest = argv + options;
   if (command->usage != nullptr && asks_for_help(count, rest)) {
-    std::cout << command->usage;
+    std::cout << command->usage();
     return 0;
   }
   try {
     return command->run(count, rest);
   } catch (const UsageError& e) {
-    std::cerr << "octopage " << command->name << ": " << e.what() << "\n\n" << command->usage;
+    std::cerr << "octopage " << command->name << ": " << e.what() << "\n\n"
+              << (command->usage != nullptr ? command->usage() : std::string());
     return 2;
   } catch (const std::exception& e) {
     std::cerr << "octopage " << command->name << ": error: " << e.what() << "\n";

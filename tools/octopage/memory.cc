@@ -11,6 +11,7 @@
 #include "perf/llama_config.h"
 #include "tools/octopage/args.h"
 #include "tools/octopage/optimizers.h"
+#include "tools/octopage/recipes.h"
 #include "tools/octopage/table.h"
 
 namespace octopage::cli {
@@ -27,7 +28,8 @@ options (--flag value or --flag=value):
   --model NAME       llama-220m (default), llama-1b, small or tiny
   --tie-embeddings   the output head shares the embedding's weight (default: untied)
   --optimizers LIST  comma-separated (default adamw,adamw8bit,paged-adamw,paged-adamw8bit,
-                     offload-adamw,offload-adamw8bit); see 'octopage train --help'
+                     offload-adamw,offload-adamw8bit), any rule's (lion8bit, sgd, ...,
+                     planned with the state its training keeps); see 'octopage train --help'
   --dtype D          the parameters' and gradients' dtype: fp32 (default), bf16 or fp16
   --ring-mib N       the offload staging ring (default: octopage's, 32)
   --chunk-mib N      a ring slot (default: octopage's, 4)
@@ -86,10 +88,10 @@ int run_memory(int argc, char** argv) {
 
   nlohmann::json rows = nlohmann::json::array();
   for (const OptimizerChoice* c : m.optimizers) {
-    GroupOptions options = default_options("adamw");
+    GroupOptions options = training_options(c->rule);  // the state its training keeps (SGD's momentum, ...)
     options.optim_bits = c->bits;
     options.placement = c->placement;
-    const MemoryReport r = plan_memory("adamw", numels, options, m.tiers);
+    const MemoryReport r = plan_memory(c->rule, numels, options, m.tiers);
     const double ram = static_cast<double>(r.state_bytes_in(Tier::kHost));
     rows.push_back({{"optimizer", c->key}, {"name", c->name}, {"param_bytes", params}, {"grad_bytes", params},
                     {"state_ram_bytes", ram}, {"state_file_bytes", r.state_bytes_in(Tier::kFile)},

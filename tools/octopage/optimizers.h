@@ -1,7 +1,8 @@
-// The optimizers the `octopage` command line knows, by the key a user types: octopage's
-// AdamW with 32-bit or 8-bit state in each placement, as bitsandbytes names them, and
-// LibTorch's own torch::optim::AdamW as the reference. Framework-free: train.cc makes
-// them, memory.cc plans them.
+// The optimizers the `octopage` command line knows, by the key a user types: every rule
+// of the registry with 32-bit or 8-bit state in each placement, keyed as bitsandbytes
+// names its classes, lower-cased, with a placement prefix (adamw, lion8bit,
+// paged-ademamix8bit, offload-sgd8bit, ...), and LibTorch's own torch::optim::AdamW
+// (torch-adamw) as the reference. Framework-free: train.cc makes them, memory.cc plans them.
 #pragma once
 
 #include <string>
@@ -13,49 +14,30 @@
 namespace octopage::cli {
 
 struct OptimizerChoice {
-  std::string key;       // what --optimizer takes
-  std::string name;      // what tables print
+  std::string key;       // what --optimizer takes: "paged-lion8bit"
+  std::string name;      // what tables print: "PagedLion8bit"
+  std::string rule;      // the registry's rule: "lion"
   int bits;              // state bits
   Placement placement;
   bool torch_reference;  // torch::optim::AdamW rather than octopage's
+
+  // The octopage::torch class that trains it ("Lion8bit", "AdamW32bit"), placed by the
+  // placement option.
+  std::string class_name() const;
 };
 
-inline const std::vector<OptimizerChoice>& optimizer_choices() {
-  static const std::vector<OptimizerChoice> choices = {
-      {"adamw", "AdamW", 32, Placement::kDevice, false},
-      {"adamw8bit", "AdamW8bit", 8, Placement::kDevice, false},
-      {"paged-adamw", "PagedAdamW", 32, Placement::kPaged, false},
-      {"paged-adamw8bit", "PagedAdamW8bit", 8, Placement::kPaged, false},
-      {"offload-adamw", "offloaded AdamW", 32, Placement::kOffload, false},
-      {"offload-adamw8bit", "offloaded AdamW8bit", 8, Placement::kOffload, false},
-      {"torch-adamw", "torch AdamW", 32, Placement::kDevice, true},
-  };
-  return choices;
-}
+// Generated from the registry (octopage/rules.h): per rule, in registry order, <rule>,
+// <rule>8bit, then the paged- and offload- ones; torch-adamw last.
+const std::vector<OptimizerChoice>& optimizer_choices();
 
 // nullptr when there is no such key.
-inline const OptimizerChoice* find_optimizer(std::string_view key) {
-  for (const OptimizerChoice& c : optimizer_choices()) {
-    if (c.key == key) return &c;
-  }
-  return nullptr;
-}
+const OptimizerChoice* find_optimizer(std::string_view key);
 
-// "adamw, adamw8bit, ..., torch-adamw", for messages.
-inline std::string optimizer_keys() {
-  std::string keys;
-  for (const OptimizerChoice& c : optimizer_choices()) keys += (keys.empty() ? "" : ", ") + c.key;
-  return keys;
-}
+// "adam, adam8bit, ..., torch-adamw", for messages.
+std::string optimizer_keys();
 
-// The device-placed choice with the same state (the run a tiered one must equal bitwise),
-// or nullptr for a device choice.
-inline const OptimizerChoice* device_twin(const OptimizerChoice& c) {
-  if (c.torch_reference || c.placement == Placement::kDevice) return nullptr;
-  for (const OptimizerChoice& d : optimizer_choices()) {
-    if (!d.torch_reference && d.placement == Placement::kDevice && d.bits == c.bits) return &d;
-  }
-  return nullptr;
-}
+// The device-placed choice of the same rule and state bits (the run a tiered one must
+// equal bitwise), or nullptr for a device choice.
+const OptimizerChoice* device_twin(const OptimizerChoice& c);
 
 }  // namespace octopage::cli

@@ -20,6 +20,7 @@
 #include "tools/octopage/args.h"
 #include "tools/octopage/model.h"
 #include "tools/octopage/optimizers.h"
+#include "tools/octopage/recipes.h"
 #include "tools/octopage/text.h"
 
 namespace octopage::cli {
@@ -88,17 +89,42 @@ TierOptions tier_options(const TrainOptions& o) {
   return tiers;
 }
 
+// The choice's class (octopage::torch's, by name, or torch::optim::AdamW) with the
+// rule's training options (recipes.h), `lr` and `weight_decay` resolved.
 std::unique_ptr<::torch::optim::Optimizer> make_optimizer(const OptimizerChoice& c, const std::vector<::torch::Tensor>& params,
                                                           const TrainOptions& o) {
+  const GroupOptions hyper = training_options(c.rule, o.lr, o.weight_decay);
   if (c.torch_reference) {
-    return std::make_unique<::torch::optim::AdamW>(
-        params, ::torch::optim::AdamWOptions(o.lr).betas({o.beta1, o.beta2}).eps(o.eps).weight_decay(o.weight_decay));
+    const std::vector<double>& betas = hyper.values("betas");
+    return std::make_unique<::torch::optim::AdamW>(params, ::torch::optim::AdamWOptions(hyper.get("lr"))
+                                                               .betas({betas.at(0), betas.at(1)})
+                                                               .eps(hyper.get("eps"))
+                                                               .weight_decay(hyper.get("weight_decay")));
   }
-  octopage::torch::AdamOptions options(o.lr);
-  options.betas({o.beta1, o.beta2}).eps(o.eps).weight_decay(o.weight_decay).placement(c.placement);
-  const TierOptions tiers = tier_options(o);
-  if (c.bits == 8) return std::make_unique<octopage::torch::AdamW8bit>(params, options, tiers);
-  return std::make_unique<octopage::torch::AdamW32bit>(params, options, tiers);
+  octopage::torch::Options options;
+  for (const Hyperparameter& h : hyper.hyperparameters()) options.set(h.name, h.values);
+  options.placement(c.placement);
+  return octopage::torch::make_optimizer(c.class_name(), params, options, tier_options(o));
+}
+
+// `o` with the rule's recipe where it leaves lr and weight_decay to it.
+TrainOptions resolved(TrainOptions o, const OptimizerChoice& c) {
+  const GroupOptions hyper = training_options(c.rule, o.lr, o.weight_decay);
+  o.lr = hyper.get("lr");
+  o.weight_decay = hyper.has("weight_decay") ? hyper.get("weight_decay") : 0.0;
+  return o;
+}
+
+// The rule's hyperparameters as trained but lr and weight_decay (run_options has those),
+// by name: a run resumes only under the same.
+json hyperparameters(const OptimizerChoice& c, const TrainOptions& o) {
+  json out = json::object();
+  const GroupOptions options = training_options(c.rule, o.lr, o.weight_decay);
+  for (const Hyperparameter& h : options.hyperparameters()) {
+    if (h.name == "lr" || h.name == "weight_decay") continue;
+    out[h.name] = h.values.size() == 1 ? json(h.values[0]) : json(h.values);
+  }
+  return out;
 }
 
 // Optimizer state bytes per tier, and the staging ring: the core's report for octopage,
@@ -154,10 +180,10 @@ std::uint64_t peak_rss_bytes() {
 }
 
 // The options that define a run: a checkpoint resumes only under the same ones.
-json run_options(const TrainOptions& o) {
+json run_options(const TrainOptions& o, const OptimizerChoice& c) {
   return {{"model", o.model}, {"tie_embeddings", o.tie_embeddings}, {"steps", o.steps}, {"batch", o.batch}, {"sequence", o.sequence},
-          {"lr", o.lr}, {"warmup", o.warmup}, {"beta1", o.beta1}, {"beta2", o.beta2}, {"eps", o.eps},
-          {"weight_decay", o.weight_decay}, {"clip", o.clip}, {"seed", o.seed}};
+          {"lr", o.lr}, {"warmup", o.warmup}, {"weight_decay", o.weight_decay}, {"clip", o.clip}, {"seed", o.seed},
+          {"rule", c.rule}, {"hyperparameters", hyperparameters(c, o)}};
 }
 
 json read_json(const fs::path& path) {
@@ -194,13 +220,19 @@ void save_checkpoint(const fs::path& dir, Llama& model, ::torch::optim::Optimize
 
 // The checkpoint's step and losses, after loading its model and optimizer; throws when it
 // was trained under other run options.
-json load_checkpoint(const fs::path& dir, const TrainOptions& o, Llama& model, ::torch::optim::Optimizer& opt) {
+json load_checkpoint(const fs::path& dir, const TrainOptions& o, const OptimizerChoice& c, Llama& model,
+                     ::torch::optim::Optimizer& opt) {
   const json meta = read_json(dir / "checkpoint.json");
   if (meta.value("format", "") != kCheckpointFormat) {
     throw std::runtime_error("'" + dir.string() + "' is not an octopage train checkpoint");
   }
-  const json expected = run_options(o);
+  const json expected = run_options(o, c);
+  std::vector<std::string> keys = {"rule"};  // the rule first: its hyperparameters differ too
   for (const auto& [key, value] : expected.items()) {
+    if (key != "rule") keys.push_back(key);
+  }
+  for (const std::string& key : keys) {
+    const json& value = expected[key];
     if (meta["options"][key] != value) {
       throw std::runtime_error("the checkpoint in '" + dir.string() + "' was trained with " + key + " = " +
                                meta["options"][key].dump() + ", this run has " + value.dump() +
@@ -238,11 +270,12 @@ void check_train_options(const TrainOptions& o) {
   }
 }
 
-json train(const TrainOptions& o) {
-  check_train_options(o);
+json train(const TrainOptions& options) {
+  check_train_options(options);
+  const OptimizerChoice& choice = *find_optimizer(options.optimizer);
+  const TrainOptions o = resolved(options, choice);
   perf::LlamaConfig config = *perf::find_llama_config(o.model);
   config.tied = config.tied || o.tie_embeddings;
-  const OptimizerChoice& choice = *find_optimizer(o.optimizer);
   if (o.threads > 0) ::torch::set_num_threads(o.threads);
 
   ::torch::manual_seed(o.seed);
@@ -255,7 +288,7 @@ json train(const TrainOptions& o) {
   std::int64_t first = 0;
   std::vector<double> losses;
   if (!o.resume.empty()) {
-    const json meta = load_checkpoint(o.resume, o, model, *opt);
+    const json meta = load_checkpoint(o.resume, o, choice, model, *opt);
     first = meta["step"].get<std::int64_t>();
     losses = meta["losses"].get<std::vector<double>>();
   }
@@ -309,7 +342,7 @@ json train(const TrainOptions& o) {
 
   json result = {
       {"kind", "train"}, {"optimizer", choice.key}, {"optimizer_name", choice.name},
-      {"options", run_options(o)}, {"threads", ::torch::get_num_threads()},
+      {"options", run_options(o, choice)}, {"threads", ::torch::get_num_threads()},
       {"parameters", perf::parameter_count(config)}, {"first_step", first}, {"last_step", last},
       {"losses", losses}, {"final_train_loss", final_train_loss}, {"eval_loss", eval_loss},
       {"step_ms", 1e3 * median(step_seconds)}, {"optimizer_step_ms", 1e3 * median(optimizer_seconds)},
@@ -318,7 +351,7 @@ json train(const TrainOptions& o) {
       {"peak_rss_bytes", peak_rss_bytes()}, {"param_hash", parameter_hash(params)}};
   if (!o.save.empty()) {
     save_checkpoint(o.save, model, *opt,
-                    {{"format", kCheckpointFormat}, {"options", run_options(o)}, {"optimizer", choice.key},
+                    {{"format", kCheckpointFormat}, {"options", run_options(o, choice)}, {"optimizer", choice.key},
                      {"step", last}, {"losses", losses}});
   }
   if (!o.json.empty()) write_json(o.json, result);

@@ -20,9 +20,9 @@ struct TrainOptions {
   std::int64_t stop_at = 0;     // stop after this step (0: steps), e.g. to save and resume
   std::int64_t batch = 16;
   std::int64_t sequence = 128;  // tokens a model sees at once
-  double lr = 2e-3;             // peak, after a linear warmup; cosine down to lr / 10
+  double lr = -1;               // peak, after a linear warmup; cosine down to lr / 10; -1: the rule's recipe
   std::int64_t warmup = -1;     // steps; -1: steps / 10
-  double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1;
+  double weight_decay = -1;     // -1: the rule's recipe (recipes.h)
   double clip = 1.0;            // gradient norm clipping (0: none)
   std::uint64_t seed = 1;       // weights, text and batches
   std::int64_t eval_batches = 8;
