@@ -265,18 +265,7 @@ TEST_P(EveryRuleRoundTrip, ContinuesBitwiseAsUninterrupted) {
     EXPECT_EQ(b->core_state(g, k).placement, Placement::kOffload);
     EXPECT_EQ(b->core_state(g, k).gnorm_vec.size(), 100u);
   }
-  for (int step = 3; step < kSteps; ++step) {
-    set_gradients(params, step);
-    set_gradients(resumed, step);
-    a->step();
-    b->step();
-  }
-  for (std::size_t i = 0; i < params.size(); ++i) {
-    SCOPED_TRACE("parameter " + std::to_string(i));
-    EXPECT_TRUE(::torch::equal(params[i], resumed[i]));
-    const auto [g, k] = position(i);
-    expect_same_state(a->core_state(g, k), b->core_state(g, k));
-  }
+  step_both_and_expect_the_same(*a, *b, params, resumed, 3, kSteps);
 }
 
 INSTANTIATE_TEST_SUITE_P(Registry, EveryRuleRoundTrip, ::testing::ValuesIn(every_rule_and_bits()),

@@ -93,6 +93,7 @@ inline void expect_same_state(const StateSnapshot& a, const StateSnapshot& b) {
   EXPECT_EQ(a.step, b.step);
   EXPECT_EQ(a.format, b.format);
   EXPECT_EQ(a.gnorm_vec, b.gnorm_vec);
+  EXPECT_EQ(a.unorm_vec, b.unorm_vec);
   ASSERT_EQ(a.arrays.size(), b.arrays.size());
   for (std::size_t k = 0; k < a.arrays.size(); ++k) {
     SCOPED_TRACE(a.arrays[k].name);
@@ -100,6 +101,25 @@ inline void expect_same_state(const StateSnapshot& a, const StateSnapshot& b) {
     EXPECT_EQ(a.arrays[k].values, b.arrays[k].values);
     EXPECT_EQ(a.arrays[k].codes, b.arrays[k].codes);
     EXPECT_EQ(a.arrays[k].absmax, b.arrays[k].absmax);
+  }
+}
+
+// Steps `a` over `params` and `b` over `resumed` alike (steps [first, last)), then expects
+// bitwise the same parameters and state in the two.
+template <class Opt>
+void step_both_and_expect_the_same(Opt& a, Opt& b, const std::vector<Tensor>& params,
+                                   const std::vector<Tensor>& resumed, int first, int last) {
+  for (int step = first; step < last; ++step) {
+    set_gradients(params, step);
+    set_gradients(resumed, step);
+    a.step();
+    b.step();
+  }
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    SCOPED_TRACE("parameter " + std::to_string(i));
+    EXPECT_TRUE(::torch::equal(params[i], resumed[i]));
+    const auto [g, k] = position(i);
+    expect_same_state(a.core_state(g, k), b.core_state(g, k));
   }
 }
 

@@ -17,6 +17,7 @@ using ::torch::serialize::OutputArchive;
 
 constexpr const char* kStepKey = "step";
 constexpr const char* kGnormKey = "gnorm_vec";  // percentile_clipping's history, as bitsandbytes names it
+constexpr const char* kUnormKey = "unorm_vec";  // max_unorm's last squared update norm, as bitsandbytes names it
 
 // A tensor that owns `values` without copying them.
 template <class T>
@@ -64,7 +65,8 @@ std::vector<const StateInfo*> sharing(const std::vector<StateInfo>& states, cons
 //    bitsandbytes name (AdEMAMix's m1 and m2 are both state1) are stacked in registry
 //    order, as bitsandbytes stacks them: codes of shape (k, *param.shape), absmax (k, blocks).
 //  - gnorm_vec: percentile_clipping's history of squared gradient norms (fp32, 100
-//    values), when the parameter has one.
+//    values), and unorm_vec: max_unorm's last squared update norm (1 value), when the
+//    parameter has them.
 std::string absmax_key(const StateInfo& state) {
   constexpr std::string_view kCodesPrefix = "state";
   const std::string& codes = state.bnb_name;
@@ -168,6 +170,7 @@ void write_state(OutputArchive& archive, StateSnapshot s, const ::torch::Tensor&
                  const std::vector<StateInfo>& states) {
   archive.write(kStepKey, c10::IValue(s.step));
   if (!s.gnorm_vec.empty()) archive.write(kGnormKey, tensor_of(std::move(s.gnorm_vec), ::torch::kFloat));
+  if (!s.unorm_vec.empty()) archive.write(kUnormKey, tensor_of(std::move(s.unorm_vec), ::torch::kFloat));
   if (s.format == StateFormat::kFp32) {
     for (StateArray& array : s.arrays) {
       const StateInfo& state = state_info(states, array.name);
@@ -205,6 +208,8 @@ StateSnapshot read_state(InputArchive& archive, const std::vector<StateInfo>& st
   }
   const ::torch::Tensor gnorm = read_tensor(archive, kGnormKey, ::torch::kFloat, group, index);
   if (gnorm.defined()) s.gnorm_vec = values_of<float>(gnorm);
+  const ::torch::Tensor unorm = read_tensor(archive, kUnormKey, ::torch::kFloat, group, index);
+  if (unorm.defined()) s.unorm_vec = values_of<float>(unorm);
 
   const auto coded = [&](const StateInfo& state) { return has_codes(archive, state); };
   if (std::any_of(states.begin(), states.end(), coded)) {
