@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <tuple>
 #include <utility>
 #include <variant>
@@ -167,32 +168,41 @@ std::vector<double> hyperparameter_values(const std::string& name, nb::handle va
   return {number(value, name)};
 }
 
+// A named option's value as T (an int, a number or a string); ValueError saying what was
+// expected otherwise.
+template <class T>
+T option_value(const std::string& name, nb::handle value) {
+  T out{};
+  const char* what = std::is_same_v<T, std::string> ? "a string" : std::is_floating_point_v<T> ? "a number" : "an int";
+  OCTOPAGE_CHECK(nb::try_cast<T>(value, out), "expected ", name, " to be ", what, ", got ",
+                 nb::cast<std::string>(nb::repr(value)));
+  return out;
+}
+
+std::string option_name(nb::handle key, const char* what) {
+  std::string name;
+  OCTOPAGE_CHECK(nb::try_cast<std::string>(key, name), "expected ", what, " names to be strings, got ",
+                 nb::cast<std::string>(nb::repr(key)));
+  return name;
+}
+
 // A param group's options as Python passes them: a dict of the typed fields optim_bits,
-// min_8bit_size and placement, and the rule's hyperparameters by name (the core refuses
-// names the rule does not have).
+// min_8bit_size, percentile_clipping, max_unorm and placement, and the rule's
+// hyperparameters by name (the core refuses names the rule does not have).
 GroupOptions group_options(const nb::dict& options) {
   GroupOptions g;
   for (const auto& [key, value] : options) {
-    std::string name;
-    OCTOPAGE_CHECK(nb::try_cast<std::string>(key, name), "expected option names to be strings, got ",
-                   nb::cast<std::string>(nb::repr(key)));
+    const std::string name = option_name(key, "option");
     if (name == "optim_bits") {
-      OCTOPAGE_CHECK(nb::try_cast<int>(value, g.optim_bits), "expected optim_bits to be an int, got ",
-                     nb::cast<std::string>(nb::repr(value)));
+      g.optim_bits = option_value<int>(name, value);
     } else if (name == "min_8bit_size") {
-      OCTOPAGE_CHECK(nb::try_cast<std::int64_t>(value, g.min_8bit_size),
-                     "expected min_8bit_size to be an int, got ", nb::cast<std::string>(nb::repr(value)));
+      g.min_8bit_size = option_value<std::int64_t>(name, value);
     } else if (name == "percentile_clipping") {
-      OCTOPAGE_CHECK(nb::try_cast<int>(value, g.percentile_clipping), "expected percentile_clipping to be an int, got ",
-                     nb::cast<std::string>(nb::repr(value)));
+      g.percentile_clipping = option_value<int>(name, value);
     } else if (name == "max_unorm") {
-      OCTOPAGE_CHECK(nb::try_cast<double>(value, g.max_unorm), "expected max_unorm to be a number, got ",
-                     nb::cast<std::string>(nb::repr(value)));
+      g.max_unorm = option_value<double>(name, value);
     } else if (name == "placement") {
-      std::string placement;
-      OCTOPAGE_CHECK(nb::try_cast<std::string>(value, placement), "expected placement to be a string, got ",
-                     nb::cast<std::string>(nb::repr(value)));
-      g.placement = placement_from(placement);
+      g.placement = placement_from(option_value<std::string>(name, value));
     } else {
       g.set(name, hyperparameter_values(name, value));
     }
@@ -206,31 +216,17 @@ GroupOptions group_options(const nb::dict& options) {
 ParamOverrides param_overrides(const nb::dict& given) {
   ParamOverrides o;
   for (const auto& [key, value] : given) {
-    std::string name;
-    OCTOPAGE_CHECK(nb::try_cast<std::string>(key, name), "expected override names to be strings, got ",
-                   nb::cast<std::string>(nb::repr(key)));
-    const auto integer = [&](std::int64_t& out) {
-      OCTOPAGE_CHECK(nb::try_cast<std::int64_t>(value, out), "expected ", name, " to be an int, got ",
-                     nb::cast<std::string>(nb::repr(value)));
-      return out;
-    };
-    std::int64_t n = 0;
+    const std::string name = option_name(key, "override");
     if (name == "optim_bits") {
-      o.optim_bits = static_cast<int>(integer(n));
+      o.optim_bits = option_value<int>(name, value);
     } else if (name == "min_8bit_size") {
-      o.min_8bit_size = integer(n);
+      o.min_8bit_size = option_value<std::int64_t>(name, value);
     } else if (name == "format_numel") {
-      o.format_numel = integer(n);
+      o.format_numel = option_value<std::int64_t>(name, value);
     } else if (name == "max_unorm") {
-      double v = 0.0;
-      OCTOPAGE_CHECK(nb::try_cast<double>(value, v), "expected max_unorm to be a number, got ",
-                     nb::cast<std::string>(nb::repr(value)));
-      o.max_unorm = v;
+      o.max_unorm = option_value<double>(name, value);
     } else if (name == "placement") {
-      std::string placement;
-      OCTOPAGE_CHECK(nb::try_cast<std::string>(value, placement), "expected placement to be a string, got ",
-                     nb::cast<std::string>(nb::repr(value)));
-      o.placement = placement_from(placement);
+      o.placement = placement_from(option_value<std::string>(name, value));
     } else {
       o.hyperparameters.push_back({name, hyperparameter_values(name, value)});
     }
