@@ -202,9 +202,6 @@ void Optimizer::check_step(engine::Step& step) const {
   for (std::size_t g = 0; g < groups_.size(); ++g) {
     const ParamGroup& group = groups_[g];
     step.resolved[g] = engine::check_group_options(rule, group.options, &defaults_, g);
-  }
-  for (std::size_t g = 0; g < groups_.size(); ++g) {
-    const ParamGroup& group = groups_[g];
     for (std::size_t i = 0; i < group.size(); ++i) {
       const Parameter& p = group.params_[i];
       const GroupOptions* options = &group.options;
