@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-import octopage
 from octopage import _core, optim
 
 PLACEMENTS = ["device", "paged", "offload"]

@@ -303,7 +303,6 @@ class Optimizer(torch.optim.Optimizer):
                 raise ValueError(f"loaded state dict has state for parameter {key!r}, which none of its "
                                  "param groups lists")
             g, i = where_of[key]
-            param = groups[g]["params"][i]
             loads.append((g, i, *_state.from_entry(entry, self._rule_info, f"param group {g}, parameter {i}")))
             loaded.add((g, i))
         for g, group in enumerate(groups):  # as in torch: a parameter without saved state has none
