@@ -41,6 +41,8 @@ options (--flag=value or --flag value):
   --threads=N      threads (default: octopage::num_threads(), i.e. OCTOPAGE_NUM_THREADS or
                    every core)
   --min-time=S     time each case for at least S seconds (default 1.0)
+  --target=NAME    run the kernels of this SIMD target (AVX3_DL, AVX3, AVX2, SSE4, ...; the
+                   ones this CPU can run), as if the CPU had nothing better (default: the best)
   --quick          --sizes=1M,10M --overhead=1000 --min-time=0.2, a smaller triad
   --format=F       stdout as 'table' (default) or 'jsonl'
   --jsonl=PATH     also write every figure as JSON lines to PATH
@@ -51,6 +53,7 @@ struct Config {
   std::vector<std::int64_t> sizes{1'000'000, 10'000'000, 100'000'000};
   std::int64_t overhead_params = 1000;
   int threads = 0;
+  std::string target;  // empty: the best this CPU runs
   double min_time = 1.0;
   bool quick = false;
   OutputOptions output;
@@ -106,6 +109,8 @@ Config parse_args(int argc, char** argv) {
     } else if (flag == "--threads") {
       config.threads = static_cast<int>(parse_count(value, flag));
       if (config.threads <= 0) usage_error("expected --threads >= 1");
+    } else if (flag == "--target") {
+      config.target = std::string(value);
     } else if (flag == "--min-time") {
       char* end = nullptr;
       const std::string text(value);
@@ -294,8 +299,21 @@ void report_targets(const std::vector<StepResult>& results, Output& out) {
   }
 }
 
+// The SIMD target called `name` among those this CPU runs.
+std::int64_t find_target(const std::string& name) {
+  std::string known;
+  for (std::int64_t target : kernels::cpu::cpu_targets()) {
+    if (kernels::cpu::cpu_target_name(target) == name) return target;
+    known += (known.empty() ? "" : ", ") + kernels::cpu::cpu_target_name(target);
+  }
+  usage_error("--target=" + name + " is not one this CPU runs (" + known + ")");
+  return 0;
+}
+
 int run(const Config& config) {
   if (config.threads > 0) set_num_threads(config.threads);
+  std::optional<kernels::cpu::ScopedCpuTarget> forced;
+  if (!config.target.empty()) forced.emplace(find_target(config.target));
   Output out(config.output);
   const std::string target = kernels::cpu::cpu_kernels().target_name;
 

@@ -14,6 +14,7 @@
 #include "src/quant/dynamic_code.h"
 #include "src/quant/float_convert.h"
 #include "src/quant/formats.h"
+#include "src/quant/q8_affine_table.h"
 #include "src/quant/q8_bucket_table.h"
 #include "src/quant/q8_codec.h"
 #include "src/quant/q8_lookup_tables.h"
@@ -168,10 +169,47 @@ TEST_P(Q8Encoding, DecodeOfEncodeWithinBudget) {
   }
 }
 
-// Blocks of [1.0, probes...]: the block's absmax is 1, so each probe is encoded as is.
-std::vector<float> probe_blocks(bool is_signed) {
+// Note [Q8 affine encoder]: every slot below 2.0 has a fit, and wherever r is not
+// flagged floor(r) is the code: on every 7th float of [0, 2), on each threshold and its
+// neighbours, and on the probes. Few values of [0, 1] are flagged.
+TEST_P(Q8Encoding, AffineEncoderGivesTheCodeWhereverItIsNotFlagged) {
+  const bool is_signed = GetParam();
+  const Q8AffineTable& table = is_signed ? signed_affine_table() : unsigned_affine_table();
+  const Q8LookupTables& lookup = is_signed ? signed_lookup_tables() : unsigned_lookup_tables();
+  const DynamicCode& code = code_of(is_signed);
+  const Q8DeviceCode exact = q8_device_code(lookup, code);
+  EXPECT_LT(table.max_residual, Q8AffineTable::kEpsilon / 2);
+  const auto flagged = [&](float r) { return std::fabs(r - std::nearbyint(r)) < Q8AffineTable::kEpsilon; };
+  const auto expect_exact_or_flagged = [&](std::uint32_t bits) {
+    const float r = q8_affine_r(table, bits);
+    if (!flagged(r)) {
+      ASSERT_EQ(std::floor(r), q8_encode(exact, bits_float(bits))) << "bits 0x" << std::hex << bits;
+    }
+  };
+  for (std::uint32_t bits = 0; bits < 0x40000000u; bits += 7) expect_exact_or_flagged(bits);
+  for (std::uint32_t threshold : lookup.threshold) {
+    for (std::uint32_t bits = threshold - 4; threshold < 0x40000000u && bits != threshold + 4; ++bits) {
+      expect_exact_or_flagged(bits);
+    }
+  }
+  for (float x : probes(is_signed)) expect_exact_or_flagged(float_bits(std::fabs(x)));
+  for (int s = 0; s < Q8AffineTable::kSlots; ++s) {
+    if ((table.first_exponent + s) << 23 <= 0x40000000u) {
+      EXPECT_GT(table.ceiling[s], 0.0f) << "slot " << s << " unfitted";
+    }
+  }
+  constexpr int kSamples = 1 << 20;
+  int flagged_samples = 0;
+  for (int i = 0; i < kSamples; ++i) {
+    flagged_samples += flagged(q8_affine_r(table, float_bits((i + 0.5f) / kSamples))) ? 1 : 0;
+  }
+  EXPECT_LT(flagged_samples, kSamples / 1000);  // about 2 * kEpsilon of them
+}
+
+// Blocks of [1.0, values...]: the block's absmax is 1, so each value is encoded as is.
+std::vector<float> unit_blocks(const std::vector<float>& in) {
   std::vector<float> values;
-  for (float x : probes(is_signed)) {
+  for (float x : in) {
     if (values.size() % kQ8BlockSize == 0) values.push_back(1.0f);
     values.push_back(std::clamp(x, -1.0f, 1.0f));
   }
@@ -206,7 +244,19 @@ void expect_simd_equals_reference(bool is_signed, const std::vector<float>& valu
 }
 
 TEST_P(Q8Encoding, EverySimdTargetEncodesLikeReference) {
-  expect_simd_equals_reference(GetParam(), probe_blocks(GetParam()));
+  expect_simd_equals_reference(GetParam(), unit_blocks(probes(GetParam())));
+}
+
+// Every 509th float of [-1, 1] (of [0, 1] unsigned), 64 at a time as the SIMD encoders
+// take them: runs of unflagged vectors and, near thresholds, flagged ones.
+TEST_P(Q8Encoding, EverySimdTargetEncodesASweepOfFloatsLikeReference) {
+  const bool is_signed = GetParam();
+  std::vector<float> sweep;
+  for (std::uint32_t bits = 0; bits <= 0x3F800000u; bits += 509) {
+    sweep.push_back(bits_float(bits));
+    if (is_signed) sweep.push_back(-bits_float(bits));
+  }
+  expect_simd_equals_reference(is_signed, unit_blocks(sweep));
 }
 
 TEST_P(Q8Encoding, EverySimdTargetQuantizesLikeReferenceAtOddSizes) {

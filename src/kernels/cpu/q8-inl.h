@@ -1,6 +1,8 @@
 // Per-target SIMD decode and encode of 8-bit block-wise state: decode is one table
-// gather per vector, encode the bucket lookup of Note [Q8 bucket encoder]. Both give
-// exactly the codes of the scalar reference (src/quant/q8_reference.h).
+// gather per vector (byte lookups with VBMI), encode the bucket lookup of Note [Q8 bucket
+// encoder], or with AVX-512 the multiply-add of Note [Q8 affine encoder] and that lookup
+// for the vectors it flags. All give exactly the codes of the scalar reference
+// (src/quant/q8_reference.h).
 
 #if defined(OCTOPAGE_KERNELS_CPU_Q8_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef OCTOPAGE_KERNELS_CPU_Q8_INL_H_
@@ -14,8 +16,10 @@
 
 #include "hwy/highway.h"
 #include "src/quant/dynamic_code.h"
+#include "src/quant/q8_affine_table.h"
 #include "src/quant/q8_bucket_table.h"
 #include "src/quant/q8_lookup_tables.h"
+#include "src/kernels/cpu/q8_affine-inl.h"
 #include "src/kernels/cpu/q8_vbmi-inl.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -25,6 +29,7 @@ namespace hn = hwy::HWY_NAMESPACE;
 // What the SIMD code needs of one code and its bucket table, as plain values.
 struct Q8Codebook {
   const quant::Q8LookupTables* lookup = nullptr;  // the byte-lookup path's tables
+  const quant::Q8AffineTable* affine = nullptr;    // and its arithmetic encoder's
   const float* values = nullptr;
   const std::int32_t* entries = nullptr;
   int low_bits = 0;
@@ -38,6 +43,7 @@ struct Q8Codebook {
         is_signed ? quant::signed_bucket_table() : quant::unsigned_bucket_table();
     Q8Codebook book;
     book.lookup = is_signed ? &quant::signed_lookup_tables() : &quant::unsigned_lookup_tables();
+    book.affine = is_signed ? &quant::signed_affine_table() : &quant::unsigned_affine_table();
     book.values = code.values.data();
     book.entries = reinterpret_cast<const std::int32_t*>(table.entries.data());
     book.low_bits = table.low_bits;
@@ -117,13 +123,25 @@ template <bool kSigned>
 HWY_INLINE void encode_block_q8(const Q8Codebook& book, const float* values, std::size_t n,
                               float absmax, std::uint8_t* codes) {
   const float scale = absmax > 0.0f ? 1.0f / absmax : 1.0f;  // See Note [Block absmax]
-#if HWY_TARGET == HWY_AVX3_DL
+  const hn::ScalableTag<float> d;
+#if HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX3
+  (void)d;  // only the gather fallback below uses it
   for (std::size_t i = 0; i < n; i += 64) {
-    const __m512i block_codes = vbmi::encode64<kSigned>(*book.lookup, values + i, _mm512_set1_ps(scale));
-    _mm512_mask_storeu_epi8(codes + i, vbmi::first_n64(n - i), block_codes);
+    __m512i block_codes;
+    if (!affine::try_encode64<kSigned>(*book.affine, values + i, _mm512_set1_ps(scale), &block_codes)) {
+#if HWY_TARGET == HWY_AVX3_DL
+      block_codes = vbmi::encode64_by_lookup<kSigned>(*book.lookup, values + i, _mm512_set1_ps(scale));
+#else
+      HWY_ALIGN std::uint8_t bytes[64];
+      for (std::size_t q = 0; q < 64; q += hn::Lanes(d)) {
+        encode_and_store_q8<kSigned>(d, book, values + i + q, hn::Set(d, scale), bytes + q);
+      }
+      block_codes = _mm512_load_si512(bytes);
+#endif
+    }
+    _mm512_mask_storeu_epi8(codes + i, affine::first_n64(n - i), block_codes);
   }
 #else
-  const hn::ScalableTag<float> d;
   const hn::CappedTag<float, 1> d1;
   const std::size_t N = hn::Lanes(d);
   std::size_t i = 0;

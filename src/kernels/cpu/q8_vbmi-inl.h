@@ -1,8 +1,9 @@
 // 8-bit decode and encode 64 values at a time with AVX-512 VBMI byte lookups (vpermi2b
 // looks up 64 bytes in a 128-byte table per instruction), for Highway's AVX3_DL target.
-// Gathers cost about one cycle per value on current CPUs; these cost a fraction. Same
-// codes as the reference: see Note [Q8 byte-lookup encoder]. Raw intrinsics, since
-// Highway 1.0 has no two-table byte lookup.
+// Gathers cost about one cycle per value on current CPUs; these cost a fraction. The
+// encoder here is the fallback of q8_affine-inl.h's. Same codes as the reference: see
+// Note [Q8 byte-lookup encoder]. Raw intrinsics, since Highway 1.0 has no two-table byte
+// lookup.
 
 #if defined(OCTOPAGE_KERNELS_CPU_Q8_VBMI_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef OCTOPAGE_KERNELS_CPU_Q8_VBMI_INL_H_
@@ -16,6 +17,7 @@
 #include <cstdint>
 
 #include "hwy/highway.h"
+#include "src/kernels/cpu/q8_affine-inl.h"
 #include "src/quant/q8_lookup_tables.h"
 
 #if HWY_TARGET == HWY_AVX3_DL
@@ -24,6 +26,10 @@
 HWY_BEFORE_NAMESPACE();
 namespace octopage::kernels::cpu::HWY_NAMESPACE {
 namespace vbmi {
+
+using affine::first_n64;
+using affine::join_masks;
+using affine::mirror_negative;
 
 // Byte positions after the plane transpose below: position 16L + 4k + d of the
 // transposed order holds element 16k + 4L + d, so permuting by this index first makes
@@ -111,13 +117,10 @@ HWY_INLINE __m512i bucket_index(const quant::Q8LookupTables& t, __m512i top_word
   return _mm512_add_epi16(offset, _mm512_srlv_epi16(mantissa, shift));
 }
 
-HWY_INLINE __mmask64 join_masks(__mmask16 m0, __mmask16 m1, __mmask16 m2, __mmask16 m3) {
-  return _mm512_kunpackd(_mm512_kunpackw(m3, m2), _mm512_kunpackw(m1, m0));
-}
 
 // The codes of values[0, 64) * scale, in element order (Note [Q8 byte-lookup encoder]).
 template <bool kSigned>
-HWY_INLINE __m512i encode64(const quant::Q8LookupTables& t, const float* values, __m512 scale) {
+HWY_NOINLINE __m512i encode64_by_lookup(const quant::Q8LookupTables& t, const float* values, __m512 scale) {
   __m512 x[4];
   __m512i magnitude[4];
   for (int k = 0; k < 4; ++k) {
@@ -153,17 +156,11 @@ HWY_INLINE __m512i encode64(const quant::Q8LookupTables& t, const float* values,
                                _mm512_cmpge_epu32_mask(magnitude[3], threshold[3]));
   __m512i code = _mm512_mask_adds_epu8(base, moves, base, _mm512_set1_epi8(1));
   if constexpr (kSigned) {
-    const __mmask64 negative = _mm512_kunpackd(_mm512_movepi16_mask(top23), _mm512_movepi16_mask(top01));
-    const __m512i mirrored = _mm512_min_epu8(_mm512_subs_epu8(_mm512_set1_epi8(static_cast<char>(254)), code),
-                                             _mm512_set1_epi8(126));
-    code = _mm512_mask_blend_epi8(negative, code, mirrored);
+    code = mirror_negative(code, _mm512_kunpackd(_mm512_movepi16_mask(top23), _mm512_movepi16_mask(top01)));
   }
   return code;
 }
 
-inline __mmask64 first_n64(std::size_t n) {
-  return n >= 64 ? ~__mmask64{0} : (__mmask64{1} << n) - 1;
-}
 
 }  // namespace vbmi
 }  // namespace octopage::kernels::cpu::HWY_NAMESPACE
