@@ -123,15 +123,14 @@ template <bool kSigned>
 HWY_INLINE void encode_block_q8(const Q8Codebook& book, const float* values, std::size_t n,
                               float absmax, std::uint8_t* codes) {
   const float scale = absmax > 0.0f ? 1.0f / absmax : 1.0f;  // See Note [Block absmax]
-  const hn::ScalableTag<float> d;
 #if HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX3
-  (void)d;  // only the gather fallback below uses it
   for (std::size_t i = 0; i < n; i += 64) {
     __m512i block_codes;
     if (!affine::try_encode64<kSigned>(*book.affine, values + i, _mm512_set1_ps(scale), &block_codes)) {
 #if HWY_TARGET == HWY_AVX3_DL
       block_codes = vbmi::encode64_by_lookup<kSigned>(*book.lookup, values + i, _mm512_set1_ps(scale));
 #else
+      const hn::ScalableTag<float> d;
       HWY_ALIGN std::uint8_t bytes[64];
       for (std::size_t q = 0; q < 64; q += hn::Lanes(d)) {
         encode_and_store_q8<kSigned>(d, book, values + i + q, hn::Set(d, scale), bytes + q);
@@ -142,6 +141,7 @@ HWY_INLINE void encode_block_q8(const Q8Codebook& book, const float* values, std
     _mm512_mask_storeu_epi8(codes + i, affine::first_n64(n - i), block_codes);
   }
 #else
+  const hn::ScalableTag<float> d;
   const hn::CappedTag<float, 1> d1;
   const std::size_t N = hn::Lanes(d);
   std::size_t i = 0;
